@@ -1,0 +1,64 @@
+"""`python -m vintagestory_api`: validate settings, configure logging, serve with uvicorn."""
+
+from __future__ import annotations
+
+import sys
+from types import FrameType
+
+import uvicorn
+from pydantic import ValidationError
+
+from vintagestory_api.config import Settings
+from vintagestory_api.logging import configure_logging
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after a graceful shutdown, so the process dies with
+    128+signal. A drained, clean stop is a success for a service manager: exit 0 instead."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
+def settings_error_message(exc: ValidationError) -> str:
+    lines = ["invalid configuration:"]
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        value = err.get("input")
+        shown = (
+            f" (got {value!r})"
+            if isinstance(value, str | int | float) and "key" not in field
+            else ""
+        )
+        lines.append(f"  VS_{field.upper()}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(settings_error_message(exc), file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    config = uvicorn.Config(
+        "vintagestory_api.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        # The lifespan waits for running jobs itself (VS_SHUTDOWN_GRACE_SECONDS); uvicorn only
+        # has to stop accepting connections and let in-flight requests finish.
+        timeout_graceful_shutdown=10,
+    )
+    server = _Server(config)
+    server.run()
+    return 0 if server.started else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

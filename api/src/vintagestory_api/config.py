@@ -1,0 +1,90 @@
+"""Process settings, read from `VS_*` environment variables. No module-level instance."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VS_", extra="ignore", validate_default=True)
+
+    data_dir: Path = Field(
+        default=Path("./data"), description="Where state, caches and the server data live"
+    )
+    host: str = Field(default="127.0.0.1", min_length=1, description="Address to listen on")
+    port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on")
+    api_key_admin: SecretStr | None = Field(
+        default=None,
+        description="Admin key; generated and stored in <data>/state/admin-api-key when unset",
+    )
+    api_key_monitor: SecretStr | None = Field(
+        default=None, description="Read-only key; the monitor role is off when unset"
+    )
+    log_level: LogLevel = Field(default="INFO", description="Minimum level logged")
+    log_format: Literal["json", "console"] = Field(
+        default="json", description="json: one JSON object per line; console: human-readable"
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated browser origins allowed by CORS; empty turns CORS off",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA timezone for cron jobs without their own; empty uses the host's",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="How long shutdown waits for running jobs before cancelling them",
+    )
+    versions_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://api.vintagestory.at"),
+        description="Base URL of the game versions API ({base}/stable.json, {base}/unstable.json)",
+    )
+    mod_api_url: AnyHttpUrl = Field(
+        default=AnyHttpUrl("https://mods.vintagestory.at/api"),
+        description="Base URL of the mod database API ({base}/mod/{modid})",
+    )
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower_format(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("timezone", mode="before")
+    @classmethod
+    def _check_timezone(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if isinstance(value, str):
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value.strip())
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown IANA timezone {value!r}") from exc
+            return value.strip()
+        return value
+
+    @property
+    def state_dir(self) -> Path:
+        return self.data_dir / "state"

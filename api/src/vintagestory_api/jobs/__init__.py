@@ -1,0 +1,1 @@
+"""Async job functions; each receives the services it uses as arguments."""

@@ -1,0 +1,1 @@
+"""ASGI middleware: request ids and access logging."""

@@ -1,0 +1,1 @@
+"""Pydantic schemas of everything the API sends and receives."""

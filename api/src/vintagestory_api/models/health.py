@@ -1,0 +1,45 @@
+"""Health and readiness answers."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from vintagestory_api.services.keys import Role
+
+
+class SchedulerHealth(BaseModel):
+    status: Literal["running", "stopped"]
+    job_count: int = Field(ge=0)
+    running_jobs: int = Field(default=0, ge=0)
+
+
+class DiskHealth(BaseModel):
+    path: str
+    total_bytes: int
+    used_bytes: int
+    free_bytes: int
+    used_percent: float
+
+
+class ComponentHealth(BaseModel):
+    status: Literal["ok", "degraded"]
+    reason: str | None = None
+
+
+class HealthData(BaseModel):
+    api: Literal["healthy"] = "healthy"
+    version: str
+    scheduler: SchedulerHealth
+    disk: DiskHealth | None = Field(description="Space on the data directory's filesystem")
+    settings: ComponentHealth = Field(default_factory=lambda: ComponentHealth(status="ok"))
+
+
+class ReadyData(BaseModel):
+    ready: bool
+    checks: dict[str, bool] = Field(description="Each readiness check and whether it passes")
+
+
+class WhoAmI(BaseModel):
+    role: Role

@@ -1,0 +1,64 @@
+"""Liveness and readiness probes; no key needed, same envelope as everything else."""
+
+from __future__ import annotations
+
+import shutil
+
+from fastapi import APIRouter, Request, Response
+
+from vintagestory_api import __version__
+from vintagestory_api.deps import SettingsDep
+from vintagestory_api.models.envelope import ApiResponse, ok
+from vintagestory_api.models.health import DiskHealth, HealthData, ReadyData, SchedulerHealth
+
+router = APIRouter(tags=["health"])
+
+
+def _scheduler_health(request: Request) -> SchedulerHealth:
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is None:
+        return SchedulerHealth(status="stopped", job_count=0, running_jobs=0)
+    health: SchedulerHealth = scheduler.health()
+    return health
+
+
+def _disk(path: str) -> DiskHealth | None:
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    return DiskHealth(
+        path=path,
+        total_bytes=usage.total,
+        used_bytes=usage.used,
+        free_bytes=usage.free,
+        used_percent=round(usage.used / usage.total * 100, 1) if usage.total else 0.0,
+    )
+
+
+@router.get("/healthz", summary="Liveness: is the API up, and how are its parts")
+async def healthz(request: Request, settings: SettingsDep) -> ApiResponse[HealthData]:
+    return ok(
+        HealthData(
+            version=__version__,
+            scheduler=_scheduler_health(request),
+            disk=_disk(str(settings.data_dir.resolve())),
+        )
+    )
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: 200 when the API can serve, 503 when not",
+    responses={503: {"model": ApiResponse[ReadyData], "description": "Not ready"}},
+)
+async def readyz(request: Request, response: Response) -> ApiResponse[ReadyData]:
+    checks = {
+        "startup_complete": bool(getattr(request.app.state, "ready", False)),
+        "scheduler_running": _scheduler_health(request).status == "running",
+    }
+    ready = all(checks.values())
+    if not ready:
+        # Same envelope, different status: probes look at the code, humans at the checks.
+        response.status_code = 503
+    return ok(ReadyData(ready=ready, checks=checks))

@@ -1,0 +1,1 @@
+"""Plain service classes; collaborators are passed to their constructors."""
