@@ -11,8 +11,7 @@ from pydantic import SecretStr
 from vintagestory_api.app import create_app
 from vintagestory_api.config import Settings
 
-ADMIN_KEY = "test-admin-key-0123456789"
-MONITOR_KEY = "test-monitor-key-0123456789"
+from .keys import ADMIN_KEY, MONITOR_KEY
 
 
 @pytest.fixture
