@@ -1,0 +1,71 @@
+"""Resource samples for admins, and the Prometheus scrape endpoint."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from vintagestory_api.deps import AdminDep, MetricsDep, PrometheusDep
+from vintagestory_api.errors import ValidationFailed
+from vintagestory_api.models.envelope import ApiResponse, error_responses, ok
+from vintagestory_api.models.metrics import MetricsHistory, MetricsSample
+from vintagestory_api.services.prometheus import CONTENT_TYPE
+
+# Admin only: samples reveal host memory, load and disk layout.
+router = APIRouter(prefix="/metrics", tags=["metrics"], responses=error_responses(403))
+
+# Unauthenticated, like /healthz: scrapers rarely carry per-target secrets, and the exposition
+# holds counts and timings only, no secrets and no raw paths.
+prometheus_router = APIRouter(tags=["metrics"])
+
+
+@router.get("/current", summary="The newest resource sample; null before the first")
+async def current(metrics: MetricsDep, _: AdminDep) -> ApiResponse[MetricsSample | None]:
+    return ok(metrics.current())
+
+
+@router.get(
+    "/history",
+    summary="Resource samples of the last N minutes, oldest first",
+    responses=error_responses(422),
+)
+async def history(
+    metrics: MetricsDep,
+    _: AdminDep,
+    minutes: Annotated[
+        int | None,
+        Query(ge=1, description="Window in minutes, at most the retention; default all"),
+    ] = None,
+) -> ApiResponse[MetricsHistory]:
+    retention = metrics.retention_minutes
+    if minutes is None:
+        minutes = retention
+    elif minutes > retention:
+        # The bound is a live setting, so a static `le=` cannot express it.
+        raise ValidationFailed(
+            f"query.minutes: must be at most the retention of {retention} minutes"
+        )
+    return ok(
+        MetricsHistory(
+            interval_seconds=metrics.interval_seconds,
+            retention_minutes=retention,
+            minutes=minutes,
+            samples=metrics.history(minutes),
+        )
+    )
+
+
+@prometheus_router.get(
+    "/metrics",
+    summary="Prometheus exposition (text format); no key needed",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Prometheus text exposition format 0.0.4",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def prometheus_metrics(prometheus: PrometheusDep) -> Response:
+    return Response(prometheus.render(), media_type=CONTENT_TYPE)
