@@ -7,10 +7,11 @@ admin to inspect instead of being silently overwritten.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,7 +56,9 @@ def write_atomic(path: Path, data: bytes, *, keep_backup: bool = True, mode: int
     """
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f"{path.name}{TEMP_MARKER}{os.getpid()}-{threading.get_ident()}"
+    # Unique per process and thread, and marked so `remove_stale_temp_files` finds leftovers.
+    suffix = f"{TEMP_MARKER}{os.getpid()}-{threading.get_ident()}"
+    tmp = directory / f"{path.name}{suffix}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -65,15 +68,28 @@ def write_atomic(path: Path, data: bytes, *, keep_backup: bool = True, mode: int
         os.chmod(tmp, mode)
         if keep_backup and path.exists():
             backup = path.with_name(path.name + ".bak")
-            backup_tmp = path.with_name(backup.name + TEMP_MARKER + str(os.getpid()))
+            backup_tmp = path.with_name(backup.name + suffix)
             backup_tmp.unlink(missing_ok=True)
-            os.link(path, backup_tmp)
+            try:
+                os.link(path, backup_tmp)
+            except OSError:
+                # Some filesystems (FAT, some network mounts) have no hard links; copy instead.
+                _copy_durably(path, backup_tmp, mode)
             os.replace(backup_tmp, backup)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
+
+
+def _copy_durably(source: Path, target: Path, mode: int) -> None:
+    data = source.read_bytes()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def dump_json(value: Any) -> bytes:
@@ -236,6 +252,28 @@ def load_state(path: Path, validate: Callable[[Any], T], *, event: str) -> Loade
         return Loaded(value=None, source="none", corrupt_reason=reason, quarantined_to=moved)
     logger.warning("state_file_restored_from_backup", file=str(path), backup=str(backup))
     return Loaded(value=value, source="backup", corrupt_reason=reason, quarantined_to=moved)
+
+
+_unfinished: set[asyncio.Task[Any]] = set()
+
+
+def _retrieve(task: asyncio.Task[Any]) -> None:
+    _unfinished.discard(task)
+    # A caller that was cancelled never awaits the result; read it so asyncio does not warn.
+    if not task.cancelled():
+        task.exception()
+
+
+async def complete_even_if_cancelled(work: Coroutine[Any, Any, T]) -> T:
+    """Await `work` in its own task that a cancelled caller does not cancel.
+
+    A read-modify-write that is cut off between writing the file and updating memory would leave
+    the two disagreeing; a cancelled request therefore only stops waiting, the change completes.
+    """
+    task = asyncio.ensure_future(work)
+    _unfinished.add(task)
+    task.add_done_callback(_retrieve)
+    return await asyncio.shield(task)
 
 
 def _short(exc: Exception) -> str:

@@ -1,0 +1,134 @@
+"""The API's own operator settings, kept in `<data>/state/api-settings.json`."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+# An interval setting of 0 turns its built-in job off. The network jobs must not hammer the
+# public Vintage Story APIs, so once enabled they run at most once a minute and at least weekly.
+NETWORK_JOB_MIN_SECONDS = 60
+WEEK_SECONDS = 7 * 24 * 3600
+
+
+def _off_or_at_least_network_minimum(value: int) -> int:
+    # `ge=0` says the lower bound of the type; "0 or at least 60" is a rule a bound cannot say.
+    if 0 < value < NETWORK_JOB_MIN_SECONDS:
+        raise ValueError(f"must be 0 (job disabled) or at least {NETWORK_JOB_MIN_SECONDS} seconds")
+    return value
+
+
+NetworkJobInterval = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=WEEK_SECONDS,
+        json_schema_extra={"unit": "seconds", "minimumWhenEnabled": NETWORK_JOB_MIN_SECONDS},
+    ),
+    AfterValidator(_off_or_at_least_network_minimum),
+]
+MetricsInterval = Annotated[
+    int, Field(ge=0, le=3600, json_schema_extra={"unit": "seconds", "minimumWhenEnabled": 1})
+]
+
+
+class ApiSettings(BaseModel):
+    """Validated as a whole; strict, so `true`, `"5"` and `5.0` are not taken for integers."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    mod_list_refresh_interval: NetworkJobInterval = Field(
+        default=14400,
+        description="Seconds between runs of mod_cache_refresh (mod update check); 0 disables it",
+    )
+    server_versions_refresh_interval: NetworkJobInterval = Field(
+        default=86400,
+        description="Seconds between runs of server_versions_check (game versions); 0 disables it",
+    )
+    metrics_collection_interval: MetricsInterval = Field(
+        default=10,
+        description="Seconds between runs of metrics_collection (resource samples); 0 disables it",
+    )
+    metrics_retention_minutes: int = Field(
+        default=1440,
+        ge=1,
+        le=10080,
+        description="How many minutes of metrics samples are kept in memory",
+        json_schema_extra={"unit": "minutes"},
+    )
+    job_history_size: int = Field(
+        default=50,
+        ge=1,
+        le=1000,
+        description="Runs kept in each job's history; applies from the next run on",
+        json_schema_extra={"unit": "runs"},
+    )
+    default_job_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="Timeout of jobs that have no timeout of their own; applies from the next run",
+        json_schema_extra={"unit": "seconds"},
+    )
+
+
+class ApiSettingInfo(BaseModel):
+    value: int
+    default: int
+    description: str
+    minimum: int
+    maximum: int
+    minimum_when_enabled: int | None = Field(
+        default=None,
+        description="For job intervals: 0 disables the job, any other value must be at least this",
+    )
+    unit: str | None = None
+
+
+class ApiSettingsView(BaseModel):
+    settings: dict[str, ApiSettingInfo] = Field(description="Every setting, keyed by its name")
+    unknown_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys in the settings file this version does not know; kept, not applied",
+    )
+
+
+@cache
+def _properties() -> dict[str, dict[str, Any]]:
+    properties: dict[str, dict[str, Any]] = ApiSettings.model_json_schema()["properties"]
+    return properties
+
+
+def describe(settings: ApiSettings, unknown_keys: list[str] | None = None) -> ApiSettingsView:
+    """Each setting with its value and the metadata a UI needs, taken from the model's schema."""
+    infos: dict[str, ApiSettingInfo] = {}
+    for name, prop in _properties().items():
+        infos[name] = ApiSettingInfo(
+            value=getattr(settings, name),
+            default=prop["default"],
+            description=prop["description"],
+            minimum=prop["minimum"],
+            maximum=prop["maximum"],
+            minimum_when_enabled=prop.get("minimumWhenEnabled"),
+            unit=prop.get("unit"),
+        )
+    return ApiSettingsView(settings=infos, unknown_keys=sorted(unknown_keys or []))
+
+
+@cache
+def patch_schema() -> dict[str, Any]:
+    """The PATCH body's JSON schema: any subset of the settings, nothing else, no defaults."""
+    schema = ApiSettings.model_json_schema()
+    properties = {
+        name: {key: value for key, value in prop.items() if key != "default"}
+        for name, prop in schema["properties"].items()
+    }
+    return {
+        "title": "ApiSettingsPatch",
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "minProperties": 0,
+    }
