@@ -28,13 +28,15 @@ class ServerProcess:
     """A service subprocess whose stdout lines are collected by a reader thread."""
 
     def __init__(
-        self, data_dir: Path, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        module: str = "vintagestory_api",
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        full_env = {
-            key: value for key, value in os.environ.items() if not key.startswith("VS_")
-        }
+        full_env = {key: value for key, value in os.environ.items() if not key.startswith("VS_")}
         full_env.update(
             {
                 "VS_DATA_DIR": str(data_dir),
@@ -47,7 +49,7 @@ class ServerProcess:
         self.lines: list[str] = []
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vintagestory_api", *args],
+            [sys.executable, "-m", module, *args],
             env=full_env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -88,7 +90,9 @@ class ServerProcess:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if entry.get("event") == event and all(entry.get(k) == v for k, v in fields.items()):
+                if entry.get("event") == event and all(
+                    entry.get(k) == v for k, v in fields.items()
+                ):
                     found.append(entry)
                     return True
             return False

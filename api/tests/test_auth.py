@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import structlog
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from vintagestory_api.app import API_PREFIX, create_app
 from vintagestory_api.config import Settings
@@ -40,7 +41,14 @@ def test_auth_me_reports_monitor_role(client: TestClient, monitor_headers: dict[
 
 @pytest.mark.parametrize(
     "raw_key",
-    [b"\xff\xff\xff", "ÿÿÿ".encode(), b"", b" ", ADMIN_KEY.encode() + b"x", ADMIN_KEY[:-1].encode()],
+    [
+        b"\xff\xff\xff",
+        "ÿÿÿ".encode(),
+        b"",
+        b" ",
+        ADMIN_KEY.encode() + b"x",
+        ADMIN_KEY[:-1].encode(),
+    ],
 )
 def test_wrong_or_non_ascii_key_is_401_never_500(client: TestClient, raw_key: bytes) -> None:
     response = client.get("/api/v1alpha1/auth/me", headers={"X-API-Key": raw_key})
@@ -101,7 +109,8 @@ def test_missing_admin_key_is_generated_once_and_kept_private(tmp_path: Path) ->
         me = client.get("/api/v1alpha1/auth/me", headers={"X-API-Key": key})
         assert me.json()["data"]["role"] == "admin"
     generated = [entry for entry in logs if entry["event"] == "admin_api_key_generated"]
-    assert generated and generated[0]["path"] == str(key_file)
+    assert generated
+    assert generated[0]["path"] == str(key_file)
     assert all(key not in repr(entry) for entry in logs)
 
     with TestClient(create_app(Settings(data_dir=tmp_path / "data"))) as client:
@@ -111,7 +120,7 @@ def test_missing_admin_key_is_generated_once_and_kept_private(tmp_path: Path) ->
 
 
 def test_monitor_role_is_off_without_monitor_key(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "data", api_key_admin=ADMIN_KEY)  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path / "data", api_key_admin=SecretStr(ADMIN_KEY))
     with TestClient(create_app(settings)) as client:
         response = client.get("/api/v1alpha1/auth/me", headers={"X-API-Key": MONITOR_KEY})
         assert response.status_code == 401

@@ -71,7 +71,8 @@ def test_unexpected_exception_is_500_without_details(app: FastAPI) -> None:
         "error": {"code": "INTERNAL_ERROR", "message": "internal server error"},
     }
     logged = [entry for entry in logs if entry["event"] == "unhandled_exception"]
-    assert logged and logged[0]["path"] == "/boom"
+    assert logged
+    assert logged[0]["path"] == "/boom"
     assert logged[0]["log_level"] == "error"
 
 

@@ -21,7 +21,8 @@ def test_readyz_is_200_with_checks_when_ready(client: TestClient) -> None:
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     assert data["ready"] is True
-    assert data["checks"] and all(data["checks"].values())
+    assert data["checks"]
+    assert all(data["checks"].values())
 
 
 def test_docs_are_served_without_a_cdn(client: TestClient) -> None:

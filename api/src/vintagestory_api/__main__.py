@@ -35,7 +35,12 @@ def settings_error_message(exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+APP_FACTORY = "vintagestory_api.app:create_app"
+
+
+def main(app_factory: str = APP_FACTORY) -> int:
+    """Serve the app; `app_factory` ("module:callable") lets process tests serve a wrapped app
+    through this same path (settings check, logging, signal handling, exit code)."""
     try:
         settings = Settings()
     except ValidationError as exc:
@@ -43,7 +48,7 @@ def main() -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     config = uvicorn.Config(
-        "vintagestory_api.app:create_app",
+        app_factory,
         factory=True,
         host=settings.host,
         port=settings.port,

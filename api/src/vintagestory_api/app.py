@@ -14,18 +14,38 @@ from vintagestory_api import __version__
 from vintagestory_api.config import Settings
 from vintagestory_api.deps import get_role
 from vintagestory_api.errors import install_error_handlers
+from vintagestory_api.jobs.registry import JobBinding, builtin_job_settings, register_default_jobs
 from vintagestory_api.middleware.request_id import RequestIdMiddleware
 from vintagestory_api.models.envelope import error_responses
-from vintagestory_api.routers import auth, health
+from vintagestory_api.routers import auth, health, jobs, triggers
+from vintagestory_api.routers import config as config_router
+from vintagestory_api.services.api_settings import API_SETTINGS_FILE, ApiSettingsService
+from vintagestory_api.services.instance_lock import InstanceLock, InstanceLocked
+from vintagestory_api.services.job_control import JobControl
+from vintagestory_api.services.job_state import JOB_STATE_FILE, JobStateStore
 from vintagestory_api.services.keys import load_api_keys
+from vintagestory_api.services.scheduler import SchedulerService
+from vintagestory_api.services.schedules import host_timezone, parse_timezone
+from vintagestory_api.services.state_files import remove_stale_temp_files
 
 logger = structlog.get_logger()
 
 API_PREFIX = "/api/v1alpha1"
+SCHEDULER_LOCK_FILE = "scheduler.lock"
 
 OPENAPI_TAGS = [
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
     {"name": "auth", "description": "Which role the presented API key has."},
+    {
+        "name": "jobs",
+        "description": "Every scheduled job: its schedule, state and runs; run now, pause, "
+        "resume, reschedule, remove (admin only).",
+    },
+    {
+        "name": "triggers",
+        "description": "Preview a schedule's fire times and warnings without scheduling it.",
+    },
+    {"name": "config", "description": "The API's own settings (monitor reads, admin changes)."},
 ]
 
 
@@ -34,7 +54,31 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     for directory in (settings.data_dir, settings.state_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    # One scheduler per data dir: a second instance would run every job a second time.
+    lock = InstanceLock(settings.state_dir / SCHEDULER_LOCK_FILE)
+    try:
+        lock.acquire()
+    except InstanceLocked as exc:
+        logger.error("instance_already_running", lock=str(exc.path), message=str(exc))
+        raise
     app.state.api_keys = load_api_keys(settings)
+    # Only once this process owns the data dir (instance lock) may it touch temp files and state.
+    remove_stale_temp_files(settings.state_dir)
+    # Before the scheduler: the built-in jobs' intervals and pause flags come from these files.
+    app.state.api_settings = ApiSettingsService.load(settings.state_dir / API_SETTINGS_FILE)
+    app.state.job_state = JobStateStore.load(settings.state_dir / JOB_STATE_FILE)
+    scheduler = SchedulerService(
+        default_timezone=parse_timezone(settings.timezone, host_timezone(), field="VS_TIMEZONE"),
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+    )
+    app.state.scheduler = scheduler
+    await scheduler.start()
+    # Built-in job id -> (function, bound services); a job absent here is not registered.
+    builtin_jobs: dict[str, JobBinding] = {}
+    register_default_jobs(scheduler, app.state.api_settings, app.state.job_state, builtin_jobs)
+    app.state.job_control = JobControl(
+        scheduler, app.state.api_settings, app.state.job_state, builtin_job_settings()
+    )
     app.state.ready = True
     logger.info(
         "api_started",
@@ -47,6 +91,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         app.state.ready = False
+        await scheduler.shutdown()
+        lock.release()
         logger.info("api_stopped")
 
 
@@ -75,6 +121,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=error_responses(401),
     )
     api.include_router(auth.router)
+    api.include_router(jobs.router)
+    api.include_router(triggers.router)
+    api.include_router(config_router.router)
     app.include_router(health.router)
     app.include_router(api)
 

@@ -52,6 +52,33 @@ class Settings(BaseSettings):
         default=AnyHttpUrl("https://mods.vintagestory.at/api"),
         description="Base URL of the mod database API ({base}/mod/{modid})",
     )
+    http_connect_timeout: float = Field(
+        default=5.0, gt=0, le=120, description="Seconds to wait for an upstream TCP/TLS connect"
+    )
+    http_read_timeout: float = Field(
+        default=15.0, gt=0, le=300, description="Seconds an upstream API may stay silent mid-reply"
+    )
+    http_request_deadline: float = Field(
+        default=60.0,
+        gt=0,
+        le=600,
+        description="Longest one upstream request may take in total, retries included",
+    )
+    http_max_response_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=1024,
+        le=512 * 1024 * 1024,
+        description="Largest upstream response body accepted; larger ones are an error",
+    )
+    http_retries: int = Field(
+        default=2, ge=0, le=5, description="Retries after a connect error or a 5xx answer"
+    )
+    http_retry_backoff: float = Field(
+        default=0.5, ge=0, le=30, description="First retry delay in seconds; doubles each retry"
+    )
+    moddb_concurrency: int = Field(
+        default=4, ge=1, le=16, description="Mod database lookups in flight at once"
+    )
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -9,8 +9,15 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from vintagestory_api.config import Settings
-from vintagestory_api.errors import Forbidden, Unauthorized
+from vintagestory_api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from vintagestory_api.services.api_settings import ApiSettingsService
+from vintagestory_api.services.job_control import JobControl
 from vintagestory_api.services.keys import ApiKeys, Role
+from vintagestory_api.services.metrics import MetricsService
+from vintagestory_api.services.mods import ModsService
+from vintagestory_api.services.prometheus import PrometheusMetrics
+from vintagestory_api.services.scheduler import SchedulerService
+from vintagestory_api.services.versions import VersionsService
 
 logger = structlog.get_logger()
 
@@ -31,12 +38,51 @@ def get_settings(request: Request) -> Settings:
     return settings
 
 
+def get_scheduler(request: Request) -> SchedulerService:
+    scheduler: SchedulerService = request.app.state.scheduler
+    return scheduler
+
+
+def get_metrics(request: Request) -> MetricsService:
+    metrics: MetricsService = request.app.state.metrics
+    return metrics
+
+
+def get_prometheus(request: Request) -> PrometheusMetrics:
+    prometheus: PrometheusMetrics = request.app.state.prometheus
+    return prometheus
+
+
+def get_job_control(request: Request) -> JobControl:
+    control: JobControl = request.app.state.job_control
+    return control
+
+
+def get_api_settings(request: Request) -> ApiSettingsService:
+    service: ApiSettingsService = request.app.state.api_settings
+    return service
+
+
 def _presented_key(request: Request) -> bytes | None:
     wanted = API_KEY_HEADER.lower().encode()
     for name, value in request.scope.get("headers", ()):
         if name == wanted:
             return bytes(value)
     return None
+
+
+def get_versions(request: Request) -> VersionsService:
+    versions: VersionsService | None = getattr(request.app.state, "versions", None)
+    if versions is None:
+        raise ServiceUnavailable("the versions service is not running")
+    return versions
+
+
+def get_mods(request: Request) -> ModsService:
+    mods: ModsService | None = getattr(request.app.state, "mods", None)
+    if mods is None:
+        raise ServiceUnavailable("the mods service is not running")
+    return mods
 
 
 def get_role(request: Request, _: Annotated[str | None, Security(api_key_scheme)]) -> Role:
@@ -66,3 +112,10 @@ def require_admin(role: Annotated[Role, Depends(get_role)]) -> Role:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 RoleDep = Annotated[Role, Depends(get_role)]
 AdminDep = Annotated[Role, Depends(require_admin)]
+SchedulerDep = Annotated[SchedulerService, Depends(get_scheduler)]
+ApiSettingsDep = Annotated[ApiSettingsService, Depends(get_api_settings)]
+JobControlDep = Annotated[JobControl, Depends(get_job_control)]
+MetricsDep = Annotated[MetricsService, Depends(get_metrics)]
+PrometheusDep = Annotated[PrometheusMetrics, Depends(get_prometheus)]
+VersionsDep = Annotated[VersionsService, Depends(get_versions)]
+ModsDep = Annotated[ModsService, Depends(get_mods)]

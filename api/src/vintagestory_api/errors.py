@@ -97,6 +97,17 @@ class ServiceUnavailable(ApiError):
     code = "SERVICE_UNAVAILABLE"
 
 
+class SchedulerNotRunning(ServiceUnavailable):
+    code = "SCHEDULER_NOT_RUNNING"
+
+
+class StateWriteFailed(ApiError):
+    """A state file could not be written; nothing was changed."""
+
+    status_code = 500
+    code = "STATE_WRITE_FAILED"
+
+
 _HTTP_CODES: dict[int, str] = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",

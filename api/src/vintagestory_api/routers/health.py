@@ -9,7 +9,13 @@ from fastapi import APIRouter, Request, Response
 from vintagestory_api import __version__
 from vintagestory_api.deps import SettingsDep
 from vintagestory_api.models.envelope import ApiResponse, ok
-from vintagestory_api.models.health import DiskHealth, HealthData, ReadyData, SchedulerHealth
+from vintagestory_api.models.health import (
+    ComponentHealth,
+    DiskHealth,
+    HealthData,
+    ReadyData,
+    SchedulerHealth,
+)
 
 router = APIRouter(tags=["health"])
 
@@ -20,6 +26,16 @@ def _scheduler_health(request: Request) -> SchedulerHealth:
         return SchedulerHealth(status="stopped", job_count=0, running_jobs=0)
     health: SchedulerHealth = scheduler.health()
     return health
+
+
+def _settings_health(request: Request) -> ComponentHealth:
+    # The operator settings and the persisted job state: what an admin decided, kept on disk.
+    for name in ("api_settings", "job_state"):
+        service = getattr(request.app.state, name, None)
+        health: ComponentHealth | None = service.health if service is not None else None
+        if health is not None and health.status != "ok":
+            return health
+    return ComponentHealth(status="ok")
 
 
 def _disk(path: str) -> DiskHealth | None:
@@ -43,6 +59,7 @@ async def healthz(request: Request, settings: SettingsDep) -> ApiResponse[Health
             version=__version__,
             scheduler=_scheduler_health(request),
             disk=_disk(str(settings.data_dir.resolve())),
+            settings=_settings_health(request),
         )
     )
 

@@ -1,0 +1,109 @@
+"""Jobs: see every job and its runs, run one now, pause, resume, reschedule, remove (admin)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, status
+
+from vintagestory_api.deps import SchedulerDep, require_admin
+from vintagestory_api.models.envelope import ApiResponse, error_responses, ok
+from vintagestory_api.models.jobs import (
+    JobDeleted,
+    JobDetail,
+    JobInfo,
+    JobList,
+    JobRun,
+    JobScheduleUpdate,
+    RunList,
+)
+
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(403),
+)
+
+JobId = Annotated[str, Path(description="The job's id", examples=["mod_cache_refresh"])]
+
+
+@router.get("", summary="List every job with its schedule, state and last run")
+async def list_jobs(scheduler: SchedulerDep) -> ApiResponse[JobList]:
+    return ok(JobList(jobs=scheduler.list_jobs()))
+
+
+@router.get(
+    "/{job_id}", summary="One job, with its next 5 fire times", responses=error_responses(404)
+)
+async def get_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobDetail]:
+    return ok(scheduler.get_job(job_id))
+
+
+@router.get(
+    "/{job_id}/runs",
+    summary="A job's recent runs, newest first",
+    responses=error_responses(404, 422),
+)
+async def list_runs(
+    job_id: JobId,
+    scheduler: SchedulerDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs")] = 50,
+) -> ApiResponse[RunList]:
+    return ok(RunList(job_id=job_id, runs=scheduler.get_runs(job_id, limit)))
+
+
+@router.post(
+    "/{job_id}/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Run a job now, without changing its schedule (a paused job stays paused)",
+    responses=error_responses(404, 409, 503),
+)
+async def run_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobRun]:
+    return ok(scheduler.run_now(job_id))
+
+
+@router.post(
+    "/{job_id}/pause",
+    summary="Pause a job's schedule (idempotent; a run in flight goes on)",
+    responses=error_responses(404),
+)
+async def pause_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobInfo]:
+    return ok(scheduler.pause_job(job_id))
+
+
+@router.post(
+    "/{job_id}/resume",
+    summary="Resume a paused job (idempotent; 409 if it has no future fire time)",
+    responses=error_responses(404, 409),
+)
+async def resume_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobInfo]:
+    return ok(scheduler.resume_job(job_id))
+
+
+@router.patch(
+    "/{job_id}",
+    summary="Give a job a new schedule: an interval, or a cron expression and timezone",
+    responses=error_responses(404, 422),
+)
+async def reschedule_job(
+    job_id: JobId, update: JobScheduleUpdate, scheduler: SchedulerDep
+) -> ApiResponse[JobInfo]:
+    # Only the validated schedule fields reach the scheduler, never the request body itself.
+    info = scheduler.reschedule(
+        job_id,
+        interval_seconds=update.interval_seconds,
+        cron=update.cron,
+        timezone=update.timezone,
+    )
+    return ok(info)
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Remove a job (a run in flight finishes and stays in the history)",
+    responses=error_responses(404),
+)
+async def delete_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobDeleted]:
+    scheduler.remove_job(job_id)
+    return ok(JobDeleted(id=job_id))
