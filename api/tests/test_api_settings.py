@@ -179,7 +179,7 @@ def test_service_starts_on_bad_file_with_defaults_and_keeps_it(
     case: str, settings: Settings, admin_headers: dict[str, str]
 ) -> None:
     path = settings.state_dir / API_SETTINGS_FILE
-    path.parent.mkdir(parents=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(BAD_FILES[case])
     with capture_logs() as logs, TestClient(create_app(settings)) as client:
         health = client.get("/healthz").json()["data"]["settings"]

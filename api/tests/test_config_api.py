@@ -17,6 +17,12 @@ from vintagestory_api.services.api_settings import API_SETTINGS_FILE
 URL = "/api/v1alpha1/config/api"
 
 
+@pytest.fixture
+def builtin_jobs_off() -> bool:
+    # These tests start from no settings file at all, as a fresh install does.
+    return False
+
+
 def _file(settings: Settings) -> Path:
     return settings.state_dir / API_SETTINGS_FILE
 

@@ -17,7 +17,7 @@ from vintagestory_api.services.metrics import MetricsService, ring_size
 
 @pytest.fixture
 def metrics(data_dir: Path) -> MetricsService:
-    (data_dir / "state").mkdir(parents=True)
+    (data_dir / "state").mkdir(parents=True, exist_ok=True)
     return MetricsService(data_dir, interval_seconds=1, retention_minutes=1)
 
 

@@ -250,7 +250,7 @@ async def test_lookups_are_bounded_in_concurrency(data_dir: Path) -> None:
 
 async def test_corrupt_mod_cache_is_kept_aside(data_dir: Path) -> None:
     cache = data_dir / "state" / "mod-cache.json"
-    cache.parent.mkdir(parents=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text('{"mods": {"x": {"status": "bogus"}}}')
     set_game_version(data_dir, "1.22.3")
     service = ModsService(_CountingFetcher(), api_url="http://db/api", data_dir=data_dir)

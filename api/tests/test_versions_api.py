@@ -214,7 +214,7 @@ async def test_corrupt_cache_is_kept_aside_and_service_starts_empty(
     vs_settings: Settings, data_dir: Path
 ) -> None:
     cache = data_dir / "state" / "versions-cache.json"
-    cache.parent.mkdir(parents=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(b'{"stable": {"versions": "nope"')
     with capture_logs() as logs:
         async with running_app(vs_settings) as (_, client):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
@@ -14,19 +14,28 @@ from vintagestory_api import __version__
 from vintagestory_api.config import Settings
 from vintagestory_api.deps import get_role
 from vintagestory_api.errors import install_error_handlers
+from vintagestory_api.jobs.metrics import metrics_collection
+from vintagestory_api.jobs.mods import mod_cache_refresh
 from vintagestory_api.jobs.registry import JobBinding, builtin_job_settings, register_default_jobs
+from vintagestory_api.jobs.versions import server_versions_check
+from vintagestory_api.middleware.metrics import HttpMetricsMiddleware
 from vintagestory_api.middleware.request_id import RequestIdMiddleware
 from vintagestory_api.models.envelope import error_responses
-from vintagestory_api.routers import auth, health, jobs, triggers
+from vintagestory_api.models.settings import ApiSettings
+from vintagestory_api.routers import auth, health, jobs, metrics, mods, triggers, versions
 from vintagestory_api.routers import config as config_router
 from vintagestory_api.services.api_settings import API_SETTINGS_FILE, ApiSettingsService
+from vintagestory_api.services.http import create_http_client
 from vintagestory_api.services.instance_lock import InstanceLock, InstanceLocked
 from vintagestory_api.services.job_control import JobControl
 from vintagestory_api.services.job_state import JOB_STATE_FILE, JobStateStore
 from vintagestory_api.services.keys import load_api_keys
+from vintagestory_api.services.metrics import MetricsService, build_metrics
+from vintagestory_api.services.mods import build_mods_service
 from vintagestory_api.services.scheduler import SchedulerService
 from vintagestory_api.services.schedules import host_timezone, parse_timezone
 from vintagestory_api.services.state_files import remove_stale_temp_files
+from vintagestory_api.services.versions import build_versions_service
 
 logger = structlog.get_logger()
 
@@ -46,54 +55,101 @@ OPENAPI_TAGS = [
         "description": "Preview a schedule's fire times and warnings without scheduling it.",
     },
     {"name": "config", "description": "The API's own settings (monitor reads, admin changes)."},
+    {
+        "name": "versions",
+        "description": "Game versions published for each channel, and whether an update is out.",
+    },
+    {
+        "name": "mods",
+        "description": "Installed mods and their updates for the installed game version.",
+    },
+    {
+        "name": "metrics",
+        "description": "Resource samples of the API, game server, host and disk (admin only), "
+        "and the Prometheus exposition at /metrics (no key).",
+    },
 ]
 
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build, start and (in reverse order, whatever fails) stop everything the API runs."""
     settings: Settings = app.state.settings
     for directory in (settings.data_dir, settings.state_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    # One scheduler per data dir: a second instance would run every job a second time.
-    lock = InstanceLock(settings.state_dir / SCHEDULER_LOCK_FILE)
-    try:
-        lock.acquire()
-    except InstanceLocked as exc:
-        logger.error("instance_already_running", lock=str(exc.path), message=str(exc))
-        raise
-    app.state.api_keys = load_api_keys(settings)
-    # Only once this process owns the data dir (instance lock) may it touch temp files and state.
-    remove_stale_temp_files(settings.state_dir)
-    # Before the scheduler: the built-in jobs' intervals and pause flags come from these files.
-    app.state.api_settings = ApiSettingsService.load(settings.state_dir / API_SETTINGS_FILE)
-    app.state.job_state = JobStateStore.load(settings.state_dir / JOB_STATE_FILE)
-    scheduler = SchedulerService(
-        default_timezone=parse_timezone(settings.timezone, host_timezone(), field="VS_TIMEZONE"),
-        shutdown_grace_seconds=settings.shutdown_grace_seconds,
-    )
-    app.state.scheduler = scheduler
-    await scheduler.start()
-    # Built-in job id -> (function, bound services); a job absent here is not registered.
-    builtin_jobs: dict[str, JobBinding] = {}
-    register_default_jobs(scheduler, app.state.api_settings, app.state.job_state, builtin_jobs)
-    app.state.job_control = JobControl(
-        scheduler, app.state.api_settings, app.state.job_state, builtin_job_settings()
-    )
-    app.state.ready = True
-    logger.info(
-        "api_started",
-        version=__version__,
-        data_dir=str(settings.data_dir.resolve()),
-        host=settings.host,
-        port=settings.port,
-    )
-    try:
-        yield
-    finally:
-        app.state.ready = False
-        await scheduler.shutdown()
-        lock.release()
-        logger.info("api_stopped")
+    async with AsyncExitStack() as stack:
+        # One scheduler per data dir: a second instance would run every job a second time.
+        lock = InstanceLock(settings.state_dir / SCHEDULER_LOCK_FILE)
+        try:
+            lock.acquire()
+        except InstanceLocked as exc:
+            logger.error("instance_already_running", lock=str(exc.path), message=str(exc))
+            raise
+        stack.callback(lock.release)
+        app.state.api_keys = load_api_keys(settings)
+        # Only once this process owns the data dir may it touch temp files and state.
+        remove_stale_temp_files(settings.state_dir)
+        # Before the scheduler: the built-in jobs' intervals and pause flags come from these.
+        api_settings = ApiSettingsService.load(settings.state_dir / API_SETTINGS_FILE)
+        app.state.api_settings = api_settings
+        app.state.job_state = JobStateStore.load(settings.state_dir / JOB_STATE_FILE)
+
+        http_client = create_http_client(settings)
+        stack.push_async_callback(http_client.aclose)
+        app.state.versions = build_versions_service(settings, http_client)
+        app.state.mods = build_mods_service(settings, http_client)
+
+        scheduler = SchedulerService(
+            default_timezone=parse_timezone(
+                settings.timezone, host_timezone(), field="VS_TIMEZONE"
+            ),
+            history_size=api_settings.settings.job_history_size,
+            default_timeout_seconds=api_settings.settings.default_job_timeout_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        )
+        app.state.scheduler = scheduler
+        # Metrics watch the scheduler before any job is registered, so no run goes uncounted.
+        app.state.metrics, app.state.prometheus = build_metrics(
+            settings.data_dir,
+            scheduler,
+            interval_seconds=api_settings.settings.metrics_collection_interval,
+            retention_minutes=api_settings.settings.metrics_retention_minutes,
+        )
+        api_settings.add_listener(_resize_metrics(app.state.metrics))
+        await scheduler.start()
+        stack.push_async_callback(scheduler.shutdown)
+
+        builtin_jobs: dict[str, JobBinding] = {
+            "server_versions_check": (server_versions_check, (app.state.versions,)),
+            "mod_cache_refresh": (mod_cache_refresh, (app.state.mods,)),
+            "metrics_collection": (metrics_collection, (app.state.metrics,)),
+        }
+        register_default_jobs(scheduler, api_settings, app.state.job_state, builtin_jobs)
+        app.state.job_control = JobControl(
+            scheduler, api_settings, app.state.job_state, builtin_job_settings()
+        )
+        app.state.ready = True
+        logger.info(
+            "api_started",
+            version=__version__,
+            data_dir=str(settings.data_dir.resolve()),
+            host=settings.host,
+            port=settings.port,
+        )
+        try:
+            yield
+        finally:
+            app.state.ready = False
+    logger.info("api_stopped")
+
+
+def _resize_metrics(
+    metrics: MetricsService,
+) -> Callable[[ApiSettings, ApiSettings], Awaitable[None]]:
+    async def resize(_: ApiSettings, new: ApiSettings) -> None:
+        metrics.resize(new.metrics_collection_interval, new.metrics_retention_minutes)
+
+    return resize
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -124,7 +180,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(jobs.router)
     api.include_router(triggers.router)
     api.include_router(config_router.router)
+    api.include_router(versions.router)
+    api.include_router(mods.router)
+    api.include_router(metrics.router)
     app.include_router(health.router)
+    app.include_router(metrics.prometheus_router)
     app.include_router(api)
 
     if settings.cors_origins:
@@ -135,5 +195,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
+    # Added last = outermost: the request id is bound before anything else logs or measures.
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, status
 
-from vintagestory_api.deps import SchedulerDep, require_admin
+from vintagestory_api.deps import AdminDep, JobControlDep, SchedulerDep, require_admin
 from vintagestory_api.models.envelope import ApiResponse, error_responses, ok
 from vintagestory_api.models.jobs import (
     JobDeleted,
@@ -68,8 +68,9 @@ async def run_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobRun]
     summary="Pause a job's schedule (idempotent; a run in flight goes on)",
     responses=error_responses(404),
 )
-async def pause_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobInfo]:
-    return ok(scheduler.pause_job(job_id))
+async def pause_job(job_id: JobId, control: JobControlDep, role: AdminDep) -> ApiResponse[JobInfo]:
+    # Through JobControl: the paused state is persisted and survives a restart.
+    return ok(await control.pause(job_id, role=role))
 
 
 @router.post(
@@ -77,8 +78,8 @@ async def pause_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobIn
     summary="Resume a paused job (idempotent; 409 if it has no future fire time)",
     responses=error_responses(404, 409),
 )
-async def resume_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobInfo]:
-    return ok(scheduler.resume_job(job_id))
+async def resume_job(job_id: JobId, control: JobControlDep, role: AdminDep) -> ApiResponse[JobInfo]:
+    return ok(await control.resume(job_id, role=role))
 
 
 @router.patch(
@@ -87,14 +88,16 @@ async def resume_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobI
     responses=error_responses(404, 422),
 )
 async def reschedule_job(
-    job_id: JobId, update: JobScheduleUpdate, scheduler: SchedulerDep
+    job_id: JobId, update: JobScheduleUpdate, control: JobControlDep, role: AdminDep
 ) -> ApiResponse[JobInfo]:
-    # Only the validated schedule fields reach the scheduler, never the request body itself.
-    info = scheduler.reschedule(
+    # Only the validated schedule fields go on, never the request body itself. A built-in job's
+    # interval is its operator setting, so JobControl changes that setting (one source of truth).
+    info = await control.reschedule(
         job_id,
         interval_seconds=update.interval_seconds,
         cron=update.cron,
         timezone=update.timezone,
+        role=role,
     )
     return ok(info)
 
@@ -104,6 +107,9 @@ async def reschedule_job(
     summary="Remove a job (a run in flight finishes and stays in the history)",
     responses=error_responses(404),
 )
-async def delete_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobDeleted]:
-    scheduler.remove_job(job_id)
+async def delete_job(
+    job_id: JobId, control: JobControlDep, role: AdminDep
+) -> ApiResponse[JobDeleted]:
+    # Removing a built-in job sets its interval setting to 0, so it stays gone after a restart.
+    await control.delete(job_id, role=role)
     return ok(JobDeleted(id=job_id))
