@@ -625,3 +625,16 @@ def _selects(field: str, single: str, index: int) -> bool:
     probe = ["*"] * 5
     probe[index] = f"{field},{single}" if field != "*" else "*"
     return parse_crontab(" ".join(probe)).normalized.split()[index] == field
+
+
+@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 feb *"])
+def test_day_no_chosen_month_has_is_rejected_at_once(expr: str) -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        parse_crontab(expr)
+    assert caught.value.field == "cron"
+    assert "never fires" in caught.value.reason
+
+
+@pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 mon"])
+def test_rare_but_possible_days_are_accepted(expr: str) -> None:
+    assert parse_crontab(expr).normalized

@@ -104,6 +104,7 @@ def parse_crontab(expr: str, *, field: str = "cron") -> CronSpec:
             raise InvalidSchedule(field, f"unknown macro '{text}'; supported: {known}")
         text = macro
     values = _parse_fields(text, field)
+    _check_some_day_exists(values, field)
     rendered = [
         _render_weekdays(v) if spec is _DOW else _render_numbers(v, spec, part)
         for v, spec, part in zip(values, _FIELDS, text.split(), strict=True)
@@ -112,6 +113,24 @@ def parse_crontab(expr: str, *, field: str = "cron") -> CronSpec:
     return CronSpec(
         minute, hour, day, month, day_of_week, " ".join(rendered), day != "*" and day_of_week != "*"
     )
+
+
+# Longest month lengths (February counted with its leap day): a day-of-month that no chosen
+# month has makes a schedule that never fires. Rejecting it here is instant; finding it out from
+# APScheduler means a search up to year 9999 that blocks the event loop for most of a second.
+_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+
+
+def _check_some_day_exists(values: list[frozenset[int]], field: str) -> None:
+    days, months, weekdays = values[2], values[3], values[4]
+    if len(weekdays) < 7 and len(days) < 31:
+        return  # day-of-month OR day-of-week: the weekday alone always matches some day
+    if not any(day <= _MONTH_DAYS[month] for day in days for month in months):
+        raise InvalidSchedule(
+            field,
+            f"day-of-month field allows only days {min(days)}-{max(days)}, which none of the "
+            "chosen months has: this schedule never fires",
+        )
 
 
 def _parse_fields(text: str, field: str) -> list[frozenset[int]]:
