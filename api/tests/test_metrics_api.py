@@ -88,15 +88,28 @@ def test_history_lists_samples_oldest_first_with_the_interval(
     assert stamps == sorted(stamps)
 
 
-@pytest.mark.parametrize("minutes", ["0", "2", "-1", "x"])
+@pytest.mark.parametrize(
+    ("minutes", "code"),
+    [
+        ("0", "VALIDATION_ERROR"),
+        ("-1", "VALIDATION_ERROR"),
+        ("x", "VALIDATION_ERROR"),
+        ("10081", "VALIDATION_ERROR"),
+        ("2", "METRICS_WINDOW_TOO_LONG"),
+    ],
+)
 def test_history_outside_one_to_retention_is_422_naming_minutes(
-    client: TestClient, metrics: MetricsService, admin_headers: dict[str, str], minutes: str
+    client: TestClient,
+    metrics: MetricsService,
+    admin_headers: dict[str, str],
+    minutes: str,
+    code: str,
 ) -> None:
     response = client.get(HISTORY, params={"minutes": minutes}, headers=admin_headers)
     assert response.status_code == 422
     body = response.json()
     assert body["status"] == "error"
-    assert body["error"]["code"] == "VALIDATION_ERROR"
+    assert body["error"]["code"] == code
     assert "minutes" in body["error"]["message"]
 
 

@@ -12,12 +12,13 @@ from fastapi_offline import FastAPIOffline
 
 from vintagestory_api import __version__
 from vintagestory_api.config import Settings
-from vintagestory_api.deps import get_role
+from vintagestory_api.deps import get_role, reject_unknown_query_params
 from vintagestory_api.errors import install_error_handlers
 from vintagestory_api.jobs.metrics import metrics_collection
 from vintagestory_api.jobs.mods import mod_cache_refresh
 from vintagestory_api.jobs.registry import JobBinding, builtin_job_settings, register_default_jobs
 from vintagestory_api.jobs.versions import server_versions_check
+from vintagestory_api.middleware.auth import ApiKeyMiddleware
 from vintagestory_api.middleware.metrics import HttpMetricsMiddleware
 from vintagestory_api.middleware.request_id import RequestIdMiddleware
 from vintagestory_api.models.envelope import error_responses
@@ -173,7 +174,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Every route under the versioned prefix needs a key; admin-only routes add AdminDep.
     api = APIRouter(
         prefix=API_PREFIX,
-        dependencies=[Depends(get_role)],
+        dependencies=[Depends(get_role), Depends(reject_unknown_query_params)],
         responses=error_responses(401),
     )
     api.include_router(auth.router)
@@ -187,6 +188,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics.prometheus_router)
     app.include_router(api)
 
+    # A missing or wrong key is answered before the body is even read (see the module).
+    app.add_middleware(ApiKeyMiddleware, prefix=API_PREFIX)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

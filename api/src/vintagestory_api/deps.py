@@ -4,24 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import structlog
 from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.security import APIKeyHeader
 
 from vintagestory_api.config import Settings
-from vintagestory_api.errors import Forbidden, ServiceUnavailable, Unauthorized
+from vintagestory_api.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationFailed
 from vintagestory_api.services.api_settings import ApiSettingsService
 from vintagestory_api.services.job_control import JobControl
-from vintagestory_api.services.keys import ApiKeys, Role
+from vintagestory_api.services.keys import (
+    API_KEY_HEADER,
+    UNAUTHORIZED_MESSAGE,
+    ApiKeys,
+    Role,
+    log_auth_failure,
+    presented_key,
+)
 from vintagestory_api.services.metrics import MetricsService
 from vintagestory_api.services.mods import ModsService
 from vintagestory_api.services.prometheus import PrometheusMetrics
 from vintagestory_api.services.scheduler import SchedulerService
 from vintagestory_api.services.versions import VersionsService
-
-logger = structlog.get_logger()
-
-API_KEY_HEADER = "X-API-Key"
 
 # Declares the header as an OpenAPI security scheme so /docs offers "Authorize". The value is
 # read from the raw header bytes below, not from this (already decoded) string.
@@ -63,14 +66,6 @@ def get_api_settings(request: Request) -> ApiSettingsService:
     return service
 
 
-def _presented_key(request: Request) -> bytes | None:
-    wanted = API_KEY_HEADER.lower().encode()
-    for name, value in request.scope.get("headers", ()):
-        if name == wanted:
-            return bytes(value)
-    return None
-
-
 def get_versions(request: Request) -> VersionsService:
     versions: VersionsService | None = getattr(request.app.state, "versions", None)
     if versions is None:
@@ -88,19 +83,37 @@ def get_mods(request: Request) -> ModsService:
 def get_role(request: Request, _: Annotated[str | None, Security(api_key_scheme)]) -> Role:
     """The caller's role, from `X-API-Key`; 401 when the key is missing or wrong."""
     keys: ApiKeys = request.app.state.api_keys
-    presented = _presented_key(request)
+    presented = presented_key(request.scope.get("headers", ()))
     role = keys.role_for(presented) if presented else None
     if role is None:
         client = request.client.host if request.client else None
-        logger.warning(
-            "auth_failed",
-            client=client,
-            method=request.method,
-            path=request.url.path,
-            reason="missing key" if presented is None else "wrong key",
-        )
-        raise Unauthorized("missing or invalid API key in the X-API-Key header")
+        log_auth_failure(client, request.method, request.url.path, presented)
+        raise Unauthorized(UNAUTHORIZED_MESSAGE)
     return role
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names: set[str] = set()
+    pending = [dependant]
+    while pending:
+        current = pending.pop()
+        names.update(param.alias for param in current.query_params)
+        pending.extend(current.dependencies)
+    return names
+
+
+def reject_unknown_query_params(request: Request) -> None:
+    """422 for a query parameter the route does not take: `?chanel=unstable` silently answering
+    for the default channel would hide the typo."""
+    dependant = getattr(request.scope.get("route"), "dependant", None)
+    if not isinstance(dependant, Dependant) or not request.query_params:
+        return
+    unknown = sorted(set(request.query_params) - _query_names(dependant))
+    if unknown:
+        allowed = ", ".join(sorted(_query_names(dependant))) or "none"
+        raise ValidationFailed(
+            f"query.{unknown[0]}: unknown query parameter (this route takes: {allowed})"
+        )
 
 
 def require_admin(role: Annotated[Role, Depends(get_role)]) -> Role:

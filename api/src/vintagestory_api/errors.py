@@ -84,6 +84,12 @@ class InvalidSchedule(ValidationFailed):
         self.reason = reason
 
 
+class MetricsWindowTooLong(ValidationFailed):
+    """A history window longer than the live retention setting (valid by schema, not by state)."""
+
+    code = "METRICS_WINDOW_TOO_LONG"
+
+
 class ApiSettingUnknown(ValidationFailed):
     code = "API_SETTING_UNKNOWN"
 
@@ -125,6 +131,10 @@ _HTTP_CODES: dict[int, str] = {
 }
 
 
+# What FastAPI raises (as HTTPException 400) for a body it cannot read, e.g. invalid UTF-8.
+_BODY_NOT_DECODABLE = "There was an error parsing the body"
+
+
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"status": "error", "error": {"code": code, "message": message}}
 
@@ -149,6 +159,12 @@ def validation_message(errors: list[dict[str, Any]] | Any) -> str:
             detail = ctx.get("error", "")
             lines.append(f"request body is not valid JSON: {detail}".rstrip(": "))
             continue
+        if tuple(loc) == ("body",) and err.get("type") in {"dict_type", "model_attributes_type"}:
+            # Typically `curl -d` without a JSON content type: the body arrived as a form.
+            lines.append(
+                "request body must be a JSON object, sent with Content-Type: application/json"
+            )
+            continue
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
         lines.append(f"{_location(loc)}: {msg}")
@@ -164,6 +180,12 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
+        if exc.status_code == 400 and exc.detail == _BODY_NOT_DECODABLE:
+            # A body that is not even text is invalid input like malformed JSON: 422, as declared.
+            return JSONResponse(
+                error_body("VALIDATION_ERROR", "request body could not be decoded"),
+                status_code=422,
+            )
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
         if exc.status_code == 404 and detail == "Not Found":

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from vintagestory_api.services.prometheus import PrometheusMetrics
 
 UNMATCHED = "unmatched"
+ROUTE_TEMPLATE_KEY = "vsapi.route_template"
 # Any other method string a client sends would be a new label value; fold them into one.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -70,9 +71,10 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send_recording_status)
         finally:
             method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-            metrics.observe_request(
-                self._route(scope), method, status, time.perf_counter() - started
-            )
+            route = self._route(scope)
+            # Left in the scope for the access log line written by the outer middleware.
+            scope[ROUTE_TEMPLATE_KEY] = route
+            metrics.observe_request(route, method, status, time.perf_counter() - started)
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")

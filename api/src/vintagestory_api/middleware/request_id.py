@@ -9,6 +9,8 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vintagestory_api.middleware.metrics import ROUTE_TEMPLATE_KEY
+
 logger = structlog.get_logger()
 
 REQUEST_ID_HEADER = b"x-request-id"
@@ -45,12 +47,11 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            route = scope.get("route")
             logger.info(
                 "http_request",
                 method=scope["method"],
                 path=scope["path"],
-                route=getattr(route, "path", None),
+                route=scope.get(ROUTE_TEMPLATE_KEY),
                 status=status,
                 duration_ms=round((time.perf_counter() - started) * 1000, 2),
                 client=scope["client"][0] if scope.get("client") else None,

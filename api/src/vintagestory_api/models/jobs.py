@@ -94,8 +94,28 @@ class JobDeleted(BaseModel):
     deleted: Literal[True] = True
 
 
+# The rules of `_exactly_one_schedule`, said in the schema too so that clients and contract
+# fuzzing see them: a non-null interval (and no timezone), or a non-null cron.
+_ONE_SCHEDULE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["interval_seconds"],
+            "properties": {
+                "interval_seconds": {"type": "integer"},
+                "cron": {"type": "null"},
+                "timezone": {"type": "null"},
+            },
+        },
+        {
+            "required": ["cron"],
+            "properties": {"cron": {"type": "string"}, "interval_seconds": {"type": "null"}},
+        },
+    ]
+}
+
+
 class _ScheduleFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SCHEDULE)
 
     interval_seconds: StrictInt | None = Field(
         default=None,

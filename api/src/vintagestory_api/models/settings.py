@@ -25,13 +25,22 @@ NetworkJobInterval = Annotated[
     Field(
         ge=0,
         le=WEEK_SECONDS,
-        json_schema_extra={"unit": "seconds", "minimumWhenEnabled": NETWORK_JOB_MIN_SECONDS},
+        json_schema_extra={
+            "unit": "seconds",
+            "minimumWhenEnabled": NETWORK_JOB_MIN_SECONDS,
+            # The same rule in JSON Schema, so clients and contract fuzzing see it.
+            "not": {"exclusiveMinimum": 0, "exclusiveMaximum": NETWORK_JOB_MIN_SECONDS},
+        },
     ),
     AfterValidator(_off_or_at_least_network_minimum),
 ]
 MetricsInterval = Annotated[
     int, Field(ge=0, le=3600, json_schema_extra={"unit": "seconds", "minimumWhenEnabled": 1})
 ]
+
+
+# One week; also the static upper bound of the metrics history window.
+MAX_METRICS_RETENTION_MINUTES = 10080
 
 
 class ApiSettings(BaseModel):
@@ -54,7 +63,7 @@ class ApiSettings(BaseModel):
     metrics_retention_minutes: int = Field(
         default=1440,
         ge=1,
-        le=10080,
+        le=MAX_METRICS_RETENTION_MINUTES,
         description="How many minutes of metrics samples are kept in memory",
         json_schema_extra={"unit": "minutes"},
     )

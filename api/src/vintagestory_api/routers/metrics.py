@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from vintagestory_api.deps import AdminDep, MetricsDep, PrometheusDep
-from vintagestory_api.errors import ValidationFailed
+from vintagestory_api.errors import MetricsWindowTooLong
 from vintagestory_api.models.envelope import ApiResponse, error_responses, ok
 from vintagestory_api.models.metrics import MetricsHistory, MetricsSample
+from vintagestory_api.models.settings import MAX_METRICS_RETENTION_MINUTES
 from vintagestory_api.services.prometheus import CONTENT_TYPE
 
 # Admin only: samples reveal host memory, load and disk layout.
@@ -35,15 +36,19 @@ async def history(
     _: AdminDep,
     minutes: Annotated[
         int | None,
-        Query(ge=1, description="Window in minutes, at most the retention; default all"),
+        Query(
+            ge=1,
+            le=MAX_METRICS_RETENTION_MINUTES,
+            description="Window in minutes, at most the current retention; default all of it",
+        ),
     ] = None,
 ) -> ApiResponse[MetricsHistory]:
     retention = metrics.retention_minutes
     if minutes is None:
         minutes = retention
     elif minutes > retention:
-        # The bound is a live setting, so a static `le=` cannot express it.
-        raise ValidationFailed(
+        # The live bound is a setting; the static `le=` above is only the largest it can be.
+        raise MetricsWindowTooLong(
             f"query.minutes: must be at most the retention of {retention} minutes"
         )
     return ok(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import os
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,9 @@ from vintagestory_api.services.state_files import write_atomic
 logger = structlog.get_logger()
 
 ADMIN_KEY_FILE = "admin-api-key"
+API_KEY_HEADER = "X-API-Key"
+UNAUTHORIZED_MESSAGE = "missing or invalid API key in the X-API-Key header"
+_HEADER_NAME = API_KEY_HEADER.lower().encode()
 
 
 class Role(StrEnum):
@@ -73,3 +77,22 @@ def _stored_or_new_admin_key(path: Path) -> str:
         hint="VS_API_KEY_ADMIN is unset; read the key from this file",
     )
     return key
+
+
+def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The raw `X-API-Key` bytes of an ASGI scope's headers: compared as bytes, never decoded,
+    so a non-ASCII value is simply a wrong key."""
+    for name, value in headers:
+        if name == _HEADER_NAME:
+            return bytes(value)
+    return None
+
+
+def log_auth_failure(client: str | None, method: str, path: str, presented: bytes | None) -> None:
+    logger.warning(
+        "auth_failed",
+        client=client,
+        method=method,
+        path=path,
+        reason="missing key" if presented is None else "wrong key",
+    )

@@ -1,0 +1,1 @@
+"""Contract fuzzing (run with `just fuzz`); not part of `just test`."""

@@ -1,0 +1,441 @@
+"""Contract fuzzing with schemathesis, in-process, against an app whose lifespan really runs.
+
+Importable so that the fuzz runs (`fuzz/`, `just fuzz`) and the test proving that a planted 500
+fails the run (`tests/test_fuzz_harness.py`) share one harness. Every `fuzz_*` function returns a
+`FuzzReport` instead of raising at the first problem, so one run lists every broken operation.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import traceback
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hypothesis
+import schemathesis
+from fastapi import FastAPI
+from hypothesis import strategies as st
+from pydantic import AnyHttpUrl, SecretStr
+from schemathesis.core.result import Ok
+from schemathesis.generation.stateful import run_state_machine_as_test
+from schemathesis.python import asgi
+from schemathesis.specs.openapi.checks import positive_data_acceptance
+from schemathesis.specs.openapi.schemas import OpenApiSchema
+
+from vintagestory_api.config import Settings
+from vintagestory_api.services.api_settings import API_SETTINGS_FILE
+from vintagestory_api.services.scheduler import SchedulerService
+from vintagestory_api.services.state_files import write_json
+
+API_PREFIX = "/api/v1alpha1"
+ADMIN_KEY = "fuzz-admin-key-0123456789"
+MONITOR_KEY = "fuzz-monitor-key-0123456789"
+# Jobs registered after startup so that paths with a job id reach real jobs.
+FUZZ_JOB_IDS = ("fuzz_interval", "fuzz_paused", "fuzz_cron")
+# Not part of the OpenAPI document: the harness calls it to put deleted fuzz jobs back.
+RESET_JOBS_PATH = "/__fuzz__/reset-jobs"
+DEFAULT_MAX_EXAMPLES = 25
+
+# Built-in jobs off, as in the test suite: the fuzz runs turn them on through PATCH /config/api.
+BUILTIN_JOBS_OFF = {
+    "server_versions_refresh_interval": 0,
+    "mod_list_refresh_interval": 0,
+    "metrics_collection_interval": 0,
+}
+
+Case = schemathesis.Case[Any]
+Check = Callable[[schemathesis.CheckContext, schemathesis.Response, Case], bool | None]
+
+
+def max_examples_from_env(default: int = DEFAULT_MAX_EXAMPLES) -> int:
+    """The per-operation budget: `FUZZ_MAX_EXAMPLES`, else `default`."""
+    return int(os.environ.get("FUZZ_MAX_EXAMPLES", default))
+
+
+def fuzz_settings(data_dir: Path) -> Settings:
+    """Settings for a fuzzed app: built-in jobs off, upstream APIs unreachable (refused at once)."""
+    write_json(data_dir / "state" / API_SETTINGS_FILE, BUILTIN_JOBS_OFF, keep_backup=False)
+    return Settings(
+        data_dir=data_dir,
+        api_key_admin=SecretStr(ADMIN_KEY),
+        api_key_monitor=SecretStr(MONITOR_KEY),
+        shutdown_grace_seconds=2,
+        timezone="UTC",
+        versions_url=AnyHttpUrl("http://127.0.0.1:9"),
+        mod_api_url=AnyHttpUrl("http://127.0.0.1:9/api"),
+        http_retries=0,
+    )
+
+
+async def fuzz_noop() -> None:
+    """What every fuzz job runs: nothing, at once."""
+
+
+def _register_fuzz_jobs(scheduler: SchedulerService) -> list[str]:
+    added = []
+    specs: dict[str, Callable[[], object]] = {
+        "fuzz_interval": lambda: scheduler.add_interval_job(fuzz_noop, 3600, "fuzz_interval"),
+        "fuzz_paused": lambda: scheduler.add_interval_job(
+            fuzz_noop, 600, "fuzz_paused", paused=True
+        ),
+        "fuzz_cron": lambda: scheduler.add_cron_job(
+            fuzz_noop, "30 4 * * mon", "fuzz_cron", timezone="Europe/Berlin"
+        ),
+    }
+    for job_id, add in specs.items():
+        if not scheduler.has_job(job_id):
+            add()
+            added.append(job_id)
+    return added
+
+
+def prepare_app(app: FastAPI) -> FastAPI:
+    """Register the fuzz jobs once the app has started, and add the hidden reset route.
+
+    The jobs are added inside the app's own lifespan (so on the loop that serves requests), after
+    the original startup; the reset route re-adds any that a fuzzed DELETE removed.
+    """
+    original = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(inner: FastAPI) -> AsyncIterator[Any]:
+        context: AbstractAsyncContextManager[Any] = original(inner)
+        async with context as state:
+            _register_fuzz_jobs(inner.state.scheduler)
+            yield state
+
+    app.router.lifespan_context = lifespan
+
+    async def reset_jobs() -> dict[str, list[str]]:
+        return {"added": _register_fuzz_jobs(app.state.scheduler)}
+
+    app.add_api_route(RESET_JOBS_PATH, reset_jobs, methods=["POST"], include_in_schema=False)
+    return app
+
+
+# -- the OpenAPI document, with links for the stateful run --------------------------------------
+
+_JOB_PATH = f"{API_PREFIX}/jobs/{{job_id}}"
+# (path, method, status) of the job operations, and where their response names the job.
+_JOB_ID_SOURCES: dict[tuple[str, str, str], str] = {
+    (_JOB_PATH, "get", "200"): "$response.body#/data/id",
+    (_JOB_PATH, "patch", "200"): "$response.body#/data/id",
+    (_JOB_PATH, "delete", "200"): "$response.body#/data/id",
+    (f"{_JOB_PATH}/pause", "post", "200"): "$response.body#/data/id",
+    (f"{_JOB_PATH}/resume", "post", "200"): "$response.body#/data/id",
+    (f"{_JOB_PATH}/run", "post", "202"): "$response.body#/data/job_id",
+    (f"{_JOB_PATH}/runs", "get", "200"): "$response.body#/data/job_id",
+}
+_JOBS_LIST = (f"{API_PREFIX}/jobs", "get", "200")
+_CONFIG_PATCH = (f"{API_PREFIX}/config/api", "patch", "200")
+
+
+def _job_targets(paths: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, operationId) of every operation that takes a job id."""
+    return [
+        (path, operation["operationId"])
+        for path, methods in paths.items()
+        if "{job_id}" in path
+        for operation in methods.values()
+    ]
+
+
+# A deleted job's run history is kept on purpose (a run in flight finishes and stays visible),
+# so "the resource is still there after DELETE" is the contract for /runs, not a bug.
+_KEPT_AFTER_DELETE = {f"{_JOB_PATH}/runs"}
+
+
+def _add_link(paths: dict[str, Any], source: tuple[str, str, str], name: str, link: Any) -> None:
+    path, method, status = source
+    response = paths[path][method]["responses"][status]
+    response.setdefault("links", {})[name] = link
+
+
+def linked_openapi(app: FastAPI) -> dict[str, Any]:
+    """The app's OpenAPI document plus links: job id producers -> every job operation, and the
+    job list <-> PATCH /config/api, so stateful runs chain pause -> run -> resume -> patch ->
+    delete and settings changes (which add and remove built-in jobs) in between."""
+    document = copy.deepcopy(app.openapi())
+    paths: dict[str, Any] = document["paths"]
+    targets = _job_targets(paths)
+    for source, expression in _JOB_ID_SOURCES.items():
+        for path, target in targets:
+            if source[1] == "delete" and path in _KEPT_AFTER_DELETE:
+                continue
+            link = {"operationId": target, "parameters": {"path.job_id": expression}}
+            _add_link(paths, source, f"to_{target}", link)
+    for index in range(len(FUZZ_JOB_IDS)):
+        for _, target in targets:
+            expression = f"$response.body#/data/jobs/{index}/id"
+            link = {"operationId": target, "parameters": {"path.job_id": expression}}
+            _add_link(paths, _JOBS_LIST, f"job{index}_to_{target}", link)
+    config_patch = paths[_CONFIG_PATCH[0]]["patch"]["operationId"]
+    jobs_list = paths[_JOBS_LIST[0]]["get"]["operationId"]
+    _add_link(paths, _JOBS_LIST, "to_config_patch", {"operationId": config_patch})
+    _add_link(paths, _CONFIG_PATCH, "to_jobs_list", {"operationId": jobs_list})
+    return document
+
+
+@contextmanager
+def started(app: FastAPI) -> Iterator[OpenApiSchema]:
+    """Run the app's lifespan in schemathesis' ASGI transport and yield its linked schema.
+
+    The transport serves every request on the loop its lifespan runs on, so the scheduler and the
+    requests share one loop, as under uvicorn. Shutdown runs on leaving, and its errors propagate.
+    """
+    schema = schemathesis.openapi.from_dict(linked_openapi(app))
+    schema.app = app
+    with _client(app) as client:  # starts the lifespan; it stays up until shut down
+        try:
+            client.post(RESET_JOBS_PATH).raise_for_status()
+            yield schema
+        finally:
+            asgi.shutdown_lifespans()
+
+
+def _client(app: FastAPI) -> asgi.ASGIClient:
+    # FastAPI's ASGI signature uses MutableMapping where schemathesis' alias says dict.
+    application: Any = app
+    return asgi.get_client(application)
+
+
+def reset_jobs(app: FastAPI) -> None:
+    with _client(app) as client:
+        client.post(RESET_JOBS_PATH).raise_for_status()
+
+
+# -- results --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FuzzFailure:
+    run: str
+    operation: str
+    message: str
+
+
+@dataclass
+class FuzzReport:
+    failures: list[FuzzFailure] = field(default_factory=list)
+    operations: int = 0
+
+    def extend(self, other: FuzzReport) -> None:
+        self.failures.extend(other.failures)
+        self.operations += other.operations
+
+    def summary(self) -> str:
+        lines = [f"{len(self.failures)} failing of {self.operations} fuzzed operation runs"]
+        for failure in self.failures:
+            lines.append(f"--- [{failure.run}] {failure.operation}\n{failure.message}")
+        return "\n".join(lines)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, AssertionError | BaseExceptionGroup) and text:
+        return text
+    return "".join(traceback.format_exception(exc)).strip()
+
+
+def _settings(max_examples: int, *, derandomize: bool, **extra: Any) -> hypothesis.settings:
+    return hypothesis.settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        derandomize=derandomize,
+        suppress_health_check=list(hypothesis.HealthCheck),
+        # A failure is reported at its first, smallest-effort form: shrinking would re-drive a
+        # stateful app for minutes to make the example shorter, not more useful.
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+        report_multiple_bugs=True,
+        **extra,
+    )
+
+
+# -- checks ---------------------------------------------------------------------------------------
+
+
+def _routed_to_operation(case: Case) -> bool:
+    # A path parameter with "/" in it names another route (or none): then the router answers.
+    return not any("/" in str(value) for value in (case.path_parameters or {}).values())
+
+
+def no_key_is_rejected(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case
+) -> bool | None:
+    """Without a key: 401 error envelope under the API prefix; probes answer 200 or 503."""
+    del ctx
+    if case.operation.path.startswith(API_PREFIX):
+        if not _routed_to_operation(case):
+            return None
+        assert response.status_code == 401, (
+            f"expected 401 without a key, got {response.status_code}"
+        )
+        body = response.json()
+        assert body.get("status") == "error", f"not the error envelope: {body!r}"
+        assert body.get("error", {}).get("code") == "UNAUTHORIZED", f"wrong code: {body!r}"
+    else:
+        assert response.status_code in (200, 503), f"probe answered {response.status_code}"
+    return True
+
+
+# Rejections of schema-valid input that JSON Schema cannot rule out: whether a cron expression
+# parses, names a real IANA zone, or ever fires. Any other 4xx to valid input is a schema gap.
+SEMANTIC_REJECTIONS = frozenset({"INVALID_SCHEDULE", "METRICS_WINDOW_TOO_LONG"})
+
+
+def positive_data_accepted(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: Case
+) -> bool | None:
+    """Schemathesis' `positive_data_acceptance`, except for `SEMANTIC_REJECTIONS`."""
+    del ctx
+    if case.meta is None or not case.meta.generation.mode.is_positive:
+        return None
+    status = response.status_code
+    if status < 400 or status in (401, 403, 404, 409):
+        return None
+    code = response.json().get("error", {}).get("code") if status == 422 else None
+    assert code in SEMANTIC_REJECTIONS, (
+        f"schema-valid request rejected with {status}: {response.text[:300]}"
+    )
+    return True
+
+
+# -- runs -----------------------------------------------------------------------------------------
+
+
+def _integers_as_integers(value: Any) -> Any:
+    """`5.0` as `5`: JSON Schema counts `5.0` as an integer, the API deliberately does not (its
+    models are strict), so integer fields are sent as integer literals."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _integers_as_integers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_integers_as_integers(item) for item in value]
+    return value
+
+
+def normalize_case(case: Case) -> None:
+    positive = case.meta is not None and case.meta.generation.mode.is_positive
+    if positive and isinstance(case.body, dict | list):
+        case.body = _integers_as_integers(case.body)
+
+
+def _job_id_strategy(operation: Any, **kwargs: Any) -> st.SearchStrategy[Case]:
+    """Mostly real job ids (fuzz jobs and built-ins), sometimes whatever schemathesis makes up."""
+    generated: st.SearchStrategy[Case] = operation.as_strategy(**kwargs)
+    if "{job_id}" not in operation.path:
+        return generated
+    real_ids = (*FUZZ_JOB_IDS, "metrics_collection", "mod_cache_refresh")
+    known: st.SearchStrategy[Case] = st.sampled_from(real_ids).flatmap(
+        lambda job_id: operation.as_strategy(path_parameters={"job_id": job_id}, **kwargs)
+    )
+    return st.one_of(known, known, known, generated)
+
+
+def fuzz_operations(
+    app: FastAPI,
+    schema: OpenApiSchema,
+    *,
+    run: str,
+    headers: dict[str, str] | None,
+    max_examples: int,
+    drop_headers: Sequence[str] = (),
+    additional_checks: Sequence[Check] = (),
+    derandomize: bool = False,
+    only: Sequence[str] | None = None,
+) -> FuzzReport:
+    """Every operation (or those labelled in `only`), positive and negative data, each request
+    checked by schemathesis.
+
+    `headers` are sent on every request (they win over generated ones); `drop_headers` are
+    removed from generated cases (for the run without a key).
+    """
+    report = FuzzReport()
+    modes = [schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE]
+    for result in schema.get_all_operations():
+        if not isinstance(result, Ok):
+            report.failures.append(FuzzFailure(run, "schema", str(result.err())))
+            continue
+        operation = result.ok()
+        if only is not None and operation.label not in only:
+            continue
+        report.operations += 1
+        strategy = st.one_of(*(_job_id_strategy(operation, generation_mode=m) for m in modes))
+
+        @_settings(max_examples, derandomize=derandomize)
+        @hypothesis.given(case=strategy)
+        def check_operation(case: Case) -> None:
+            reset_jobs(app)
+            normalize_case(case)
+            for name in drop_headers:
+                if case.headers:
+                    case.headers.pop(name, None)
+            case.call_and_validate(
+                headers=headers,
+                additional_checks=[positive_data_accepted, *additional_checks],
+                excluded_checks=[positive_data_acceptance],
+            )
+
+        try:
+            check_operation()
+        except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup is the latter
+            report.failures.append(FuzzFailure(run, operation.label, _describe(exc)))
+    return report
+
+
+def fuzz_stateful(
+    app: FastAPI,
+    schema: OpenApiSchema,
+    *,
+    headers: dict[str, str],
+    max_examples: int,
+    step_count: int = 12,
+    derandomize: bool = False,
+) -> FuzzReport:
+    """Sequences along the links of `linked_openapi`, with schemathesis' stateful checks
+    (use after free, resource availability) on top of the per-response ones."""
+    base = schema.as_state_machine()
+
+    class JobWorkflow(base):  # type: ignore[misc,valid-type]  # built at runtime by schemathesis
+        def setup(self) -> None:
+            reset_jobs(app)
+
+        def before_call(self, case: Case) -> None:
+            normalize_case(case)
+
+        def validate_response(
+            self,
+            response: schemathesis.Response,
+            case: Case,
+            additional_checks: list[Check] | None = None,
+            **kwargs: Any,
+        ) -> None:
+            case.validate_response(
+                response,
+                additional_checks=[positive_data_accepted, *(additional_checks or [])],
+                excluded_checks=[positive_data_acceptance],
+                transport_kwargs=kwargs or None,
+                recorder=self.recorder,
+            )
+
+        def get_call_kwargs(self, case: Case) -> dict[str, Any]:
+            return {"headers": headers}
+
+    report = FuzzReport(operations=1)
+    try:
+        run_state_machine_as_test(
+            JobWorkflow,
+            settings=_settings(
+                max_examples, derandomize=derandomize, stateful_step_count=step_count
+            ),
+        )
+    except (Exception, BaseExceptionGroup) as exc:
+        report.failures.append(FuzzFailure("stateful", "job workflow", _describe(exc)))
+    return report
