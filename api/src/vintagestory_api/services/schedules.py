@@ -118,7 +118,20 @@ def parse_crontab(expr: str, *, field: str = "cron") -> CronSpec:
 # Longest month lengths (February counted with its leap day): a day-of-month that no chosen
 # month has makes a schedule that never fires. Rejecting it here is instant; finding it out from
 # APScheduler means a search up to year 9999 that blocks the event loop for most of a second.
-_MONTH_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 31, 11: 30, 12: 31}
+_MONTH_DAYS = {
+    1: 31,
+    2: 29,
+    3: 31,
+    4: 30,
+    5: 31,
+    6: 30,
+    7: 31,
+    8: 31,
+    9: 30,
+    10: 31,
+    11: 30,
+    12: 31,
+}
 
 
 def _check_some_day_exists(values: list[frozenset[int]], field: str) -> None:
