@@ -22,15 +22,15 @@ check: lint fmt-check typecheck test
 
 # Ruff lint
 lint: sync
-    cd {{api}} && uv run --locked --no-sync ruff check src tests bench
+    cd {{api}} && uv run --locked --no-sync ruff check src tests bench fuzz
 
 # Format the code and apply safe lint fixes
 fmt: sync
-    cd {{api}} && uv run --locked --no-sync ruff format src tests bench && uv run --locked --no-sync ruff check --fix src tests bench
+    cd {{api}} && uv run --locked --no-sync ruff format src tests bench fuzz && uv run --locked --no-sync ruff check --fix src tests bench fuzz
 
 # Check formatting without changing files
 fmt-check: sync
-    cd {{api}} && uv run --locked --no-sync ruff format --check src tests bench
+    cd {{api}} && uv run --locked --no-sync ruff format --check src tests bench fuzz
 
 # Strict static type check (mypy --strict over src, tests and bench)
 typecheck: sync
@@ -39,3 +39,11 @@ typecheck: sync
 # Run the test suite; extra arguments go to pytest (e.g. `just test -k scheduler -x`)
 test *args: sync
     cd {{api}} && uv run --locked --no-sync pytest {{args}}
+
+# Contract fuzzing with schemathesis (api/fuzz); FUZZ_MAX_EXAMPLES sets examples per operation
+fuzz *args: sync
+    cd {{api}} && FUZZ_MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-25}" uv run --locked --no-sync pytest fuzz --show-capture=no {{args}}
+
+# Side-by-side benchmarks vs bare baselines (< 5 min; `just bench --quick` about 1 min); see docs/performance.md
+bench *args: sync
+    cd {{api}} && uv run --locked --no-sync python -m bench {{args}}

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of the service against bare baselines (`just bench`); not tests."""
