@@ -1,9 +1,10 @@
 """Test helpers for the versions and mods features: settings aimed at the stub, mod archives,
-and an app with both services wired as the lifespan wires them."""
+and the app running its real lifespan in the test's event loop."""
 
 from __future__ import annotations
 
 import io
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,23 +12,24 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import AnyHttpUrl
 
-from vintagestory_api.app import API_PREFIX, create_app
+from vintagestory_api.app import create_app
 from vintagestory_api.config import Settings
-from vintagestory_api.deps import get_role
-from vintagestory_api.models.envelope import error_responses
-from vintagestory_api.routers import mods as mods_router
-from vintagestory_api.routers import versions as versions_router
-from vintagestory_api.services.http import create_http_client
-from vintagestory_api.services.mods import ModsService, build_mods_service
-from vintagestory_api.services.versions import VersionsService, build_versions_service
+from vintagestory_api.models.settings import NETWORK_JOB_MIN_SECONDS
+from vintagestory_api.services.api_settings import API_SETTINGS_FILE
+from vintagestory_api.services.mods import ModsService
+from vintagestory_api.services.state_files import write_json
+from vintagestory_api.services.versions import VersionsService
 
 from .keys import ADMIN_KEY
 from .stub_server import FIXTURES, StubServer
 
 ADMIN = {"X-API-Key": ADMIN_KEY}
+JOBS = "/api/v1alpha1/jobs"
+VERSIONS_JOB = "server_versions_check"
+MODS_JOB = "mod_cache_refresh"
 
 # Short enough that every fault test ends in about a second.
 FAST_HTTP: dict[str, Any] = {
@@ -77,38 +79,15 @@ def set_game_version(data_dir: Path, version: str) -> None:
     (data_dir / "server" / "current_version").write_text(version + "\n")
 
 
-def _has_route(app: FastAPI, path: str) -> bool:
-    return any(getattr(route, "path", None) == path for route in app.routes)
-
-
 @asynccontextmanager
 async def running_app(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """The app with its real lifespan, the versions and mods services on `app.state`, and a
+    """The app with its real lifespan (which builds the versions and mods services), and a
     client talking to it in this event loop."""
     app = create_app(settings)
-    # Until the lifespan builds these services and app.py mounts their routers, do it here the
-    # same way: one shared HTTP client, then the services on top of it.
-    for router in (versions_router.router, mods_router.router):
-        if not _has_route(app, API_PREFIX + router.prefix):
-            app.include_router(
-                router,
-                prefix=API_PREFIX,
-                dependencies=[Depends(get_role)],
-                responses=error_responses(401),
-            )
     async with app.router.lifespan_context(app):
-        owned: httpx.AsyncClient | None = None
-        if getattr(app.state, "versions", None) is None:
-            owned = create_http_client(settings)
-            app.state.versions = build_versions_service(settings, owned)
-            app.state.mods = build_mods_service(settings, owned)
         transport = httpx.ASGITransport(app=app)
-        try:
-            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
-                yield app, client
-        finally:
-            if owned is not None:
-                await owned.aclose()
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+            yield app, client
 
 
 def versions_of(app: FastAPI) -> VersionsService:
@@ -119,3 +98,53 @@ def versions_of(app: FastAPI) -> VersionsService:
 def mods_of(app: FastAPI) -> ModsService:
     service: ModsService = app.state.mods
     return service
+
+
+def write_api_settings(data_dir: Path, **values: int) -> None:
+    """The operator settings file with both network jobs on at their shortest interval (the
+    version check still runs once right after startup) and metrics sampling off."""
+    write_json(
+        data_dir / "state" / API_SETTINGS_FILE,
+        {
+            "server_versions_refresh_interval": NETWORK_JOB_MIN_SECONDS,
+            "mod_list_refresh_interval": NETWORK_JOB_MIN_SECONDS,
+            "metrics_collection_interval": 0,
+            **values,
+        },
+        keep_backup=False,
+    )
+
+
+def find_run(client: httpx.Client, job_id: str, run_id: str | None = None) -> dict[str, Any] | None:
+    """The run `run_id` (default: the job's newest) from GET /jobs/{id}/runs, or None."""
+    response = client.get(f"{JOBS}/{job_id}/runs")
+    assert response.status_code == 200, response.text
+    runs: list[dict[str, Any]] = response.json()["data"]["runs"]
+    return next((run for run in runs if run_id is None or run["run_id"] == run_id), None)
+
+
+def wait_for_run(
+    client: httpx.Client, job_id: str, run_id: str | None = None, timeout: float = 10
+) -> dict[str, Any]:
+    """The run `run_id` (default: the job's newest) once it has finished, polled over the API."""
+    deadline = time.monotonic() + timeout
+    run = None
+    while time.monotonic() < deadline:
+        run = find_run(client, job_id, run_id)
+        if run is not None and run["outcome"] != "running":
+            return run
+        time.sleep(0.02)
+    raise AssertionError(f"{job_id} run {run_id or '(newest)'} unfinished after {timeout}s: {run}")
+
+
+def run_now(client: httpx.Client, job_id: str) -> str:
+    """POST /jobs/{id}/run; the new run's id."""
+    response = client.post(f"{JOBS}/{job_id}/run")
+    assert response.status_code == 202, response.text
+    run_id: str = response.json()["data"]["run_id"]
+    return run_id
+
+
+def run_to_end(client: httpx.Client, job_id: str, timeout: float = 10) -> dict[str, Any]:
+    """Run a job now through the API and wait for the run to finish."""
+    return wait_for_run(client, job_id, run_now(client, job_id), timeout)
