@@ -50,6 +50,8 @@ def settings(data_dir: Path, builtin_jobs_off: bool) -> Settings:
         # loopback refuses at once.
         versions_url=AnyHttpUrl("http://127.0.0.1:9"),
         mod_api_url=AnyHttpUrl("http://127.0.0.1:9/api"),
+        # Retrying a refusing port only slows the shutdown drain of tests that leave jobs on.
+        http_retries=0,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from vintagestory_api.app import API_PREFIX
 from vintagestory_api.config import Settings
 from vintagestory_api.models.settings import ApiSettings
 from vintagestory_api.services.api_settings import API_SETTINGS_FILE
@@ -148,6 +149,8 @@ async def test_fifty_concurrent_patches_over_http_keep_the_last_value_of_each(
             responses = await asyncio.gather(
                 *(client.patch(URL, headers=admin_headers, json=body) for body in bodies)
             )
+            view = (await client.get(URL, headers=admin_headers)).json()["data"]["settings"]
+            job = await client.get(f"{API_PREFIX}/jobs/metrics_collection", headers=admin_headers)
     assert all(r.status_code == 200 for r in responses)
     # Every value sent is distinct, so each write changed exactly its one key; the order of the
     # writes (the listener runs under the lock) defines "last", which the file must hold.
@@ -156,6 +159,9 @@ async def test_fifty_concurrent_patches_over_http_keep_the_last_value_of_each(
     for key in keys:
         last = next(change[key] for change in reversed(written) if key in change)
         assert on_disk[key] == last
+        assert view[key]["value"] == last
+    # The live scheduler followed the last write too, not an earlier one.
+    assert job.json()["data"]["interval_seconds"] == on_disk["metrics_collection_interval"]
 
 
 def test_openapi_documents_the_patch_body_and_errors(client: TestClient) -> None:

@@ -49,6 +49,9 @@ BUILTIN_JOBS: tuple[BuiltinJob, ...] = (
         setting="metrics_collection_interval",
         name="Metrics sampling",
         description="Samples API, game server, host and disk usage into the metrics history",
+        # An admin opening /metrics/current right after startup should see data, not null for
+        # a whole interval.
+        run_immediately=True,
     ),
 )
 
