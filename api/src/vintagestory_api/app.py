@@ -26,6 +26,7 @@ from vintagestory_api.models.settings import ApiSettings
 from vintagestory_api.routers import auth, health, jobs, metrics, mods, triggers, versions
 from vintagestory_api.routers import config as config_router
 from vintagestory_api.services.api_settings import API_SETTINGS_FILE, ApiSettingsService
+from vintagestory_api.services.disk import DiskProbe
 from vintagestory_api.services.http import create_http_client
 from vintagestory_api.services.instance_lock import InstanceLock, InstanceLocked
 from vintagestory_api.services.job_control import JobControl
@@ -78,6 +79,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     for directory in (settings.data_dir, settings.state_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    app.state.disk = DiskProbe(settings.data_dir)
     async with AsyncExitStack() as stack:
         # One scheduler per data dir: a second instance would run every job a second time.
         lock = InstanceLock(settings.state_dir / SCHEDULER_LOCK_FILE)

@@ -26,6 +26,10 @@ from vintagestory_api.services.prometheus import PrometheusMetrics
 from vintagestory_api.services.scheduler import SchedulerService
 from vintagestory_api.services.versions import VersionsService
 
+# Every dependency here is `async def` although none awaits anything: FastAPI runs a plain `def`
+# dependency in the thread pool, a thread hop per dependency per request for what is an
+# attribute lookup. They must stay free of blocking I/O.
+
 # Declares the header as an OpenAPI security scheme so /docs offers "Authorize". The value is
 # read from the raw header bytes below, not from this (already decoded) string.
 api_key_scheme = APIKeyHeader(
@@ -36,51 +40,51 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_scheduler(request: Request) -> SchedulerService:
+async def get_scheduler(request: Request) -> SchedulerService:
     scheduler: SchedulerService = request.app.state.scheduler
     return scheduler
 
 
-def get_metrics(request: Request) -> MetricsService:
+async def get_metrics(request: Request) -> MetricsService:
     metrics: MetricsService = request.app.state.metrics
     return metrics
 
 
-def get_prometheus(request: Request) -> PrometheusMetrics:
+async def get_prometheus(request: Request) -> PrometheusMetrics:
     prometheus: PrometheusMetrics = request.app.state.prometheus
     return prometheus
 
 
-def get_job_control(request: Request) -> JobControl:
+async def get_job_control(request: Request) -> JobControl:
     control: JobControl = request.app.state.job_control
     return control
 
 
-def get_api_settings(request: Request) -> ApiSettingsService:
+async def get_api_settings(request: Request) -> ApiSettingsService:
     service: ApiSettingsService = request.app.state.api_settings
     return service
 
 
-def get_versions(request: Request) -> VersionsService:
+async def get_versions(request: Request) -> VersionsService:
     versions: VersionsService | None = getattr(request.app.state, "versions", None)
     if versions is None:
         raise ServiceUnavailable("the versions service is not running")
     return versions
 
 
-def get_mods(request: Request) -> ModsService:
+async def get_mods(request: Request) -> ModsService:
     mods: ModsService | None = getattr(request.app.state, "mods", None)
     if mods is None:
         raise ServiceUnavailable("the mods service is not running")
     return mods
 
 
-def get_role(request: Request, _: Annotated[str | None, Security(api_key_scheme)]) -> Role:
+async def get_role(request: Request, _: Annotated[str | None, Security(api_key_scheme)]) -> Role:
     """The caller's role, from `X-API-Key`; 401 when the key is missing or wrong."""
     keys: ApiKeys = request.app.state.api_keys
     presented = presented_key(request.scope.get("headers", ()))
@@ -102,7 +106,7 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
-def reject_unknown_query_params(request: Request) -> None:
+async def reject_unknown_query_params(request: Request) -> None:
     """422 for a query parameter the route does not take: `?chanel=unstable` silently answering
     for the default channel would hide the typo."""
     dependant = getattr(request.scope.get("route"), "dependant", None)
@@ -116,7 +120,7 @@ def reject_unknown_query_params(request: Request) -> None:
         )
 
 
-def require_admin(role: Annotated[Role, Depends(get_role)]) -> Role:
+async def require_admin(role: Annotated[Role, Depends(get_role)]) -> Role:
     if role is not Role.ADMIN:
         raise Forbidden("this operation needs the admin role")
     return role

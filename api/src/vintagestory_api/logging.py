@@ -42,7 +42,13 @@ def _snake_case_library_events(_: WrappedLogger, __: str, event_dict: EventDict)
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
-    """Configure structlog and the stdlib root logger; safe to call again (tests do)."""
+    """Configure structlog and the stdlib root logger, once per process (the entry point does).
+
+    Loggers are cached on first use: without that, every call, even one the level filters
+    out, builds a bound logger again (about 8 µs against 2 µs), on every request and run. The
+    price is that a later `structlog.configure` no longer reaches loggers already used, which is
+    why tests do not call this and keep structlog's defaults, under which `capture_logs` works.
+    """
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -62,7 +68,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*shared, _snake_case_library_events],

@@ -49,6 +49,10 @@ class JobRun(BaseModel):
 class RunCounts(BaseModel):
     """Finished runs of one job per outcome since the API started."""
 
+    # Frozen: the run history builds one per change of a job's counts and hands the same
+    # object to every reader until the next change.
+    model_config = ConfigDict(frozen=True)
+
     succeeded: int = 0
     failed: int = 0
     timed_out: int = 0

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-
 from fastapi import APIRouter, Request, Response
 
 from vintagestory_api import __version__
+from vintagestory_api.config import Settings
 from vintagestory_api.deps import SettingsDep
 from vintagestory_api.models.envelope import ApiResponse, ok
 from vintagestory_api.models.health import (
@@ -16,6 +15,7 @@ from vintagestory_api.models.health import (
     ReadyData,
     SchedulerHealth,
 )
+from vintagestory_api.services.disk import DiskProbe, disk_health
 
 router = APIRouter(tags=["health"])
 
@@ -38,18 +38,12 @@ def _settings_health(request: Request) -> ComponentHealth:
     return ComponentHealth(status="ok")
 
 
-def _disk(path: str) -> DiskHealth | None:
-    try:
-        usage = shutil.disk_usage(path)
-    except OSError:
-        return None
-    return DiskHealth(
-        path=path,
-        total_bytes=usage.total,
-        used_bytes=usage.used,
-        free_bytes=usage.free,
-        used_percent=round(usage.used / usage.total * 100, 1) if usage.total else 0.0,
-    )
+def _disk(request: Request, settings: Settings) -> DiskHealth | None:
+    # The lifespan builds the cached probe; before it has run, read the disk directly.
+    probe: DiskProbe | None = getattr(request.app.state, "disk", None)
+    if probe is None:
+        return disk_health(str(settings.data_dir.resolve()))
+    return probe.read()
 
 
 @router.get("/healthz", summary="Liveness: is the API up, and how are its parts")
@@ -58,7 +52,7 @@ async def healthz(request: Request, settings: SettingsDep) -> ApiResponse[Health
         HealthData(
             version=__version__,
             scheduler=_scheduler_health(request),
-            disk=_disk(str(settings.data_dir.resolve())),
+            disk=_disk(request, settings),
             settings=_settings_health(request),
         )
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,13 @@ class Schedule:
         return "cron" if self.cron is not None else "interval"
 
     def describe(self) -> str:
+        return self._description
+
+    @functools.cached_property
+    def _description(self) -> str:
+        # Cached: GET /jobs describes every job on every request, and a schedule never changes
+        # (rescheduling makes a new one). cached_property writes the instance dict directly, so
+        # it works on a frozen dataclass.
         if self.cron is not None:
             return describe_cron(self.cron, timezone_name(self.tz))
         return describe_interval(self.interval_seconds or 0)

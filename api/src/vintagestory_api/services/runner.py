@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,14 @@ import structlog
 
 from vintagestory_api.errors import JobAlreadyRunning
 from vintagestory_api.models.jobs import JobRun, RunError, RunOutcome, RunTrigger
-from vintagestory_api.services.runs import RunHistory, elapsed_ms, run_error, run_result, utc_now
+from vintagestory_api.services.runs import (
+    RunHistory,
+    elapsed_ms,
+    new_run_id,
+    run_error,
+    run_result,
+    utc_now,
+)
 
 logger = structlog.get_logger()
 
@@ -31,11 +37,11 @@ class _Active:
 
 
 class JobRunner:
-    """Starts runs as tasks on the running loop and records how each one ends.
+    """Starts runs on the running loop and records how each one ends.
 
-    Runs are our own tasks, not the scheduler library's, so a run-now and a scheduled fire share
-    one "is it running" check, and shutdown can wait for them and tell a cancellation apart from
-    a failure.
+    A run-now gets a task of its own; a scheduled fire runs in the scheduler library's task
+    (`run_here`). Either way the run is tracked here, so both share one "is it running" check,
+    and shutdown can wait for them and tell a cancellation apart from a failure.
     """
 
     def __init__(self, history: RunHistory) -> None:
@@ -59,12 +65,43 @@ class JobRunner:
         scheduled_for: datetime | None,
         timeout: float | None,
     ) -> tuple[JobRun, asyncio.Task[None]]:
-        """Start a run now; raises JobAlreadyRunning if the job has one in flight."""
+        """Start a run now in a task of its own; raises JobAlreadyRunning if one is in flight."""
+        active = self._begin(job_id, trigger, scheduled_for)
+        task = asyncio.get_running_loop().create_task(
+            self._execute(call, active, timeout), name=f"job-run:{job_id}"
+        )
+        active.task = task
+        return active.run, task
+
+    async def run_here(
+        self,
+        job_id: str,
+        call: JobCall,
+        *,
+        trigger: RunTrigger,
+        scheduled_for: datetime | None,
+        timeout: float | None,  # noqa: ASYNC109  # the run's own limit, applied in _execute
+    ) -> JobRun:
+        """Run in the calling task and return the finished run; same checks as `start`.
+
+        For a scheduled fire, whose task exists only to run the job: a second task would put
+        every run behind all the fires due in the same loop pass (1,000 jobs due together then
+        start up to twice as late). The run is tracked, drained and cancelled at shutdown the
+        same way; a cancellation of the calling task is recorded as the run's, never raised.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        active = self._begin(job_id, trigger, scheduled_for)
+        active.task = task
+        await self._execute(call, active, timeout)
+        return active.run
+
+    def _begin(self, job_id: str, trigger: RunTrigger, scheduled_for: datetime | None) -> _Active:
         if job_id in self._active:
             raise JobAlreadyRunning(job_id)
         started = utc_now()
         run = JobRun(
-            run_id=uuid.uuid4().hex,
+            run_id=new_run_id(),
             job_id=job_id,
             trigger=trigger,
             outcome="running",
@@ -74,11 +111,7 @@ class JobRunner:
         )
         self._history.record(run)
         active = self._active[job_id] = _Active(run)
-        task = asyncio.get_running_loop().create_task(
-            self._execute(call, active, timeout), name=f"job-run:{job_id}"
-        )
-        active.task = task
-        return run, task
+        return active
 
     async def _execute(self, call: JobCall, active: _Active, limit: float | None) -> None:
         """Run the job once and record how it ended; never raises."""
@@ -146,7 +179,7 @@ class JobRunner:
         """Record a scheduled fire that did not run (skipped or missed), with the reason."""
         now = utc_now()
         run = JobRun(
-            run_id=uuid.uuid4().hex,
+            run_id=new_run_id(),
             job_id=job_id,
             trigger="schedule",
             outcome=outcome,

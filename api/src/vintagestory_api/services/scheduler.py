@@ -5,11 +5,13 @@ pyproject tells mypy to treat it as `Any`; everything it returns is converted to
 here and its exceptions are translated to ours.
 
 APScheduler decides *when* a job fires; the run itself is ours (services/runner.py). Every
-execution, scheduled or manual, is a task we start, track per job, bound with the job's timeout
-and record. That is why run-now never goes through `modify_job(next_run_time=...)` (it would
-un-pause paused jobs, shift interval jobs and be dropped while the job runs), and why shutdown
-waits for runs itself (`AsyncIOScheduler.shutdown(wait=True)` does not wait: it cancels running
-coroutines and reports the cancellation as a job error).
+execution, scheduled or manual, is tracked per job, bounded with the job's timeout and recorded
+by our runner: a run-now in a task of its own, a scheduled fire in the task APScheduler made for
+it (a second task per fire would delay every run behind all the fires due with it). That is
+why run-now never goes through `modify_job(next_run_time=...)` (it would un-pause paused jobs,
+shift interval jobs and be dropped while the job runs), and why shutdown waits for runs itself
+(`AsyncIOScheduler.shutdown(wait=True)` does not wait: it cancels running coroutines and
+reports the cancellation as a job error).
 """
 
 from __future__ import annotations
@@ -197,6 +199,10 @@ class SchedulerService:
             return
         self._accepting = False
         self._scheduler.pause()
+        # One loop pass for fires APScheduler has submitted but whose tasks have not run yet:
+        # they now record themselves as skipped. Left pending, its shutdown would cancel them and
+        # log each as a job error.
+        await asyncio.sleep(0)
         await self._runner.drain(self._grace)
         # APScheduler's own tasks only await our runs; let them return before it cancels them,
         # or it would log each cancellation as a job error.
@@ -415,7 +421,8 @@ class SchedulerService:
         if not self.running:
             raise SchedulerNotRunning("the scheduler is not running")
         run, _ = self._start(spec, "manual", None)
-        return run.model_copy(deep=True)
+        # Still running, so changed later by the runner: the caller gets it as it is now.
+        return run.model_copy()
 
     def _start(
         self, spec: JobSpec, trigger: RunTrigger, scheduled_for: datetime | None
@@ -447,10 +454,16 @@ class SchedulerService:
         assert task is not None
         self._fire_tasks.add(task)
         try:
-            _, run_task = self._start(spec, "schedule", scheduled_for)
-            # Awaiting keeps APScheduler's max_instances count honest while the run lasts; the
-            # shield keeps the run ours whatever happens to APScheduler's task.
-            await asyncio.shield(run_task)
+            # The run happens in this task, so APScheduler's max_instances count stays honest
+            # while it lasts; APScheduler cancels its tasks only in its own shutdown, which
+            # comes after ours has drained the runs.
+            await self._runner.run_here(
+                spec.job_id,
+                functools.partial(spec.func, *spec.args),
+                trigger="schedule",
+                scheduled_for=scheduled_for,
+                timeout=self._timeout_for(spec),
+            )
         finally:
             self._fire_tasks.discard(task)
 
