@@ -8,15 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vintagestory_api.errors import InvalidSchedule
+from vintagestory_api.services.schedule_warnings import ScheduleWarning, schedule_warnings
 from vintagestory_api.services.schedules import (
     CronSpec,
-    ScheduleWarning,
     describe_cron,
     describe_interval,
     host_timezone,
     parse_crontab,
     parse_timezone,
-    schedule_warnings,
     timezone_name,
     validate_interval,
 )

@@ -6,8 +6,9 @@ from datetime import datetime, tzinfo
 
 from vintagestory_api.models.jobs import ScheduleWarningInfo, TriggerPreview
 from vintagestory_api.services.job_specs import local_time, parse_schedule
+from vintagestory_api.services.schedule_warnings import schedule_warnings
 from vintagestory_api.services.scheduler import fire_times
-from vintagestory_api.services.schedules import schedule_warnings, timezone_name
+from vintagestory_api.services.schedules import timezone_name
 
 
 def preview_schedule(
