@@ -22,7 +22,7 @@ from vintagestory_api.services.http import (
     UpstreamUnreachable,
 )
 from vintagestory_api.services.modinfo import ModFile, ModScanner
-from vintagestory_api.services.state_files import load_state, write_json
+from vintagestory_api.services.state_files import load_state, save_cache
 from vintagestory_api.services.version_numbers import (
     is_newer,
     newest,
@@ -265,12 +265,11 @@ class ModsService:
         )
 
     async def _save(self) -> None:
-        try:
-            await asyncio.to_thread(
-                write_json, self._cache_path, self._cache.model_dump(mode="json")
-            )
-        except OSError as exc:
-            logger.error("mod_cache_write_failed", file=str(self._cache_path), reason=str(exc))
+        await save_cache(
+            self._cache_path,
+            self._cache.model_dump(mode="json"),
+            failure_event="mod_cache_write_failed",
+        )
 
 
 def build_mods_service(settings: Settings, client: httpx.AsyncClient) -> ModsService:

@@ -100,6 +100,20 @@ def write_json(path: Path, value: Any, *, keep_backup: bool = True) -> None:
     write_atomic(path, dump_json(value), keep_backup=keep_backup)
 
 
+async def save_cache(path: Path, value: Any, *, failure_event: str) -> bool:
+    """Durably write a cache file in a worker thread; a failed write is logged, not raised.
+
+    For caches only: the fresh data is still served from memory, so a full disk costs the
+    copy a restart would read, not the run that fetched it.
+    """
+    try:
+        await asyncio.to_thread(write_json, path, value)
+    except OSError as exc:
+        logger.error(failure_event, file=str(path), reason=str(exc))
+        return False
+    return True
+
+
 def remove_stale_temp_files(directory: Path) -> list[Path]:
     """Delete temp files a crashed writer left behind; returns what was removed."""
     removed: list[Path] = []

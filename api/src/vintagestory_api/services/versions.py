@@ -23,7 +23,7 @@ from vintagestory_api.models.versions import (
     VersionsCache,
 )
 from vintagestory_api.services.http import FetchPolicy, JsonFetcher, UpstreamError
-from vintagestory_api.services.state_files import load_state, write_json
+from vintagestory_api.services.state_files import load_state, save_cache
 from vintagestory_api.services.version_numbers import (
     is_newer,
     newest,
@@ -210,13 +210,11 @@ class VersionsService:
         }
 
     async def _save(self) -> None:
-        try:
-            await asyncio.to_thread(
-                write_json, self._cache_path, self._cache.model_dump(mode="json")
-            )
-        except OSError as exc:
-            # The fresh data is still served from memory; only a restart would lose it.
-            logger.error("versions_cache_write_failed", file=str(self._cache_path), reason=str(exc))
+        await save_cache(
+            self._cache_path,
+            self._cache.model_dump(mode="json"),
+            failure_event="versions_cache_write_failed",
+        )
 
 
 def build_versions_service(settings: Settings, client: httpx.AsyncClient) -> VersionsService:
