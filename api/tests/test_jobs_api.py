@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from pydantic import TypeAdapter
 
+from vintagestory_api.models.envelope import ApiResponse
+from vintagestory_api.models.jobs import JobList
 from vintagestory_api.services.scheduler import SchedulerService
 
 from .fakes import GatedJob, RunWatcher, succeed
@@ -277,3 +281,74 @@ async def test_openapi_documents_every_jobs_route_with_schemas_and_errors(
     patch_body = paths[f"{JOBS}/{{job_id}}"]["patch"]["requestBody"]["content"]
     assert "JobScheduleUpdate" in str(patch_body)
     assert spec["components"]["schemas"]["JobScheduleUpdate"]["additionalProperties"] is False
+
+
+async def test_job_list_is_the_same_json_fastapi_would_send(
+    http: httpx.AsyncClient, scheduler: SchedulerService, gate: GatedJob
+) -> None:
+    response = await http.get(JOBS)
+
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    expected = TypeAdapter(ApiResponse[JobList]).dump_json(
+        ApiResponse[JobList](data=JobList(jobs=scheduler.list_jobs())), by_alias=True
+    )
+    assert response.content == expected
+    schema = (await http.get("/openapi.json")).json()["paths"][JOBS]["get"]["responses"]["200"]
+    assert schema["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ApiResponse_JobList_"
+    }
+
+
+async def test_job_list_shows_every_change_at_once(
+    http: httpx.AsyncClient, gate: GatedJob, watcher: RunWatcher
+) -> None:
+    async def listed() -> dict[str, Any]:
+        jobs = (await http.get(JOBS)).json()["data"]["jobs"]
+        [job] = [j for j in jobs if j["id"] == "gated"]
+        detail = (await http.get(f"{JOBS}/gated")).json()["data"]
+        del detail["next_run_times"]
+        assert job == detail
+        shown: dict[str, Any] = job
+        return shown
+
+    assert (await listed())["running"] is False
+    await http.post(f"{JOBS}/gated/run")
+    await asyncio.wait_for(gate.started.wait(), timeout=5)
+    running = await listed()
+    assert running["running"] is True
+    assert running["last_run"]["outcome"] == "running"
+
+    gate.release.set()
+    await watcher.wait_outcome("gated", "succeeded")
+    done = await listed()
+    assert done["running"] is False
+    assert done["last_run"]["outcome"] == "succeeded"
+    assert done["counts"]["succeeded"] == 1
+
+    await http.post(f"{JOBS}/gated/pause")
+    assert (await listed())["next_run_time"] is None
+    await http.post(f"{JOBS}/gated/resume")
+    assert (await listed())["next_run_time"] is not None
+    await http.patch(f"{JOBS}/gated", json={"interval_seconds": 7200})
+    assert (await listed())["trigger_details"] == "every 2 hours"
+    await http.delete(f"{JOBS}/gated")
+    assert "gated" not in [j["id"] for j in (await http.get(JOBS)).json()["data"]["jobs"]]
+
+
+async def test_job_list_shows_the_next_fire_time_after_a_job_fires(
+    http: httpx.AsyncClient, scheduler: SchedulerService, watcher: RunWatcher
+) -> None:
+    scheduler.add_interval_job(succeed, 1, "tick")
+
+    async def next_run() -> datetime:
+        jobs = (await http.get(JOBS)).json()["data"]["jobs"]
+        [job] = [j for j in jobs if j["id"] == "tick"]
+        return datetime.fromisoformat(job["next_run_time"])
+
+    before = await next_run()
+    await watcher.wait_outcome("tick", "succeeded")
+
+    after = await next_run()
+    assert after > before
+    assert after == scheduler.get_job("tick").next_run_time

@@ -21,7 +21,8 @@ from vintagestory_api.jobs.versions import server_versions_check
 from vintagestory_api.middleware.auth import ApiKeyMiddleware
 from vintagestory_api.middleware.metrics import HttpMetricsMiddleware
 from vintagestory_api.middleware.request_id import RequestIdMiddleware
-from vintagestory_api.models.envelope import error_responses
+from vintagestory_api.models.envelope import ApiResponse, JsonBodyCache, error_responses
+from vintagestory_api.models.jobs import JobList
 from vintagestory_api.models.settings import ApiSettings
 from vintagestory_api.routers import auth, health, jobs, metrics, mods, triggers, versions
 from vintagestory_api.routers import config as config_router
@@ -171,6 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.ready = False
+    # GET /jobs as JSON bytes, kept between changes of the scheduler's jobs (keyed by the
+    # scheduler object as well, so a lifespan run again never sees the last one's jobs).
+    app.state.job_list_body = JsonBodyCache(ApiResponse[JobList])
     install_error_handlers(app)
 
     # Every route under the versioned prefix needs a key; admin-only routes add AdminDep.

@@ -10,6 +10,8 @@ from fastapi.security import APIKeyHeader
 
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import Forbidden, ServiceUnavailable, Unauthorized, ValidationFailed
+from vintagestory_api.models.envelope import ApiResponse, JsonBodyCache
+from vintagestory_api.models.jobs import JobList
 from vintagestory_api.services.api_settings import ApiSettingsService
 from vintagestory_api.services.job_control import JobControl
 from vintagestory_api.services.keys import (
@@ -48,6 +50,11 @@ async def get_settings(request: Request) -> Settings:
 async def get_scheduler(request: Request) -> SchedulerService:
     scheduler: SchedulerService = request.app.state.scheduler
     return scheduler
+
+
+async def get_job_list_body(request: Request) -> JsonBodyCache[ApiResponse[JobList]]:
+    cache: JsonBodyCache[ApiResponse[JobList]] = request.app.state.job_list_body
+    return cache
 
 
 async def get_metrics(request: Request) -> MetricsService:
@@ -130,6 +137,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 RoleDep = Annotated[Role, Depends(get_role)]
 AdminDep = Annotated[Role, Depends(require_admin)]
 SchedulerDep = Annotated[SchedulerService, Depends(get_scheduler)]
+JobListBodyDep = Annotated[JsonBodyCache[ApiResponse[JobList]], Depends(get_job_list_body)]
 ApiSettingsDep = Annotated[ApiSettingsService, Depends(get_api_settings)]
 JobControlDep = Annotated[JobControl, Depends(get_job_control)]
 MetricsDep = Annotated[MetricsService, Depends(get_metrics)]

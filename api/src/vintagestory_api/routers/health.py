@@ -6,7 +6,6 @@ from fastapi import APIRouter, Request, Response
 
 from vintagestory_api import __version__
 from vintagestory_api.config import Settings
-from vintagestory_api.deps import SettingsDep
 from vintagestory_api.models.envelope import ApiResponse, ok
 from vintagestory_api.models.health import (
     ComponentHealth,
@@ -38,21 +37,24 @@ def _settings_health(request: Request) -> ComponentHealth:
     return ComponentHealth(status="ok")
 
 
-def _disk(request: Request, settings: Settings) -> DiskHealth | None:
-    # The lifespan builds the cached probe; before it has run, read the disk directly.
+def _disk(request: Request) -> DiskHealth | None:
+    # The lifespan builds the cached probe; before it has run, read the disk directly. The
+    # settings are read from the app here rather than through SettingsDep: a dependency costs
+    # FastAPI a resolution step on every probe, and only this fallback needs them.
     probe: DiskProbe | None = getattr(request.app.state, "disk", None)
     if probe is None:
+        settings: Settings = request.app.state.settings
         return disk_health(str(settings.data_dir.resolve()))
     return probe.read()
 
 
 @router.get("/healthz", summary="Liveness: is the API up, and how are its parts")
-async def healthz(request: Request, settings: SettingsDep) -> ApiResponse[HealthData]:
+async def healthz(request: Request) -> ApiResponse[HealthData]:
     return ok(
         HealthData(
             version=__version__,
             scheduler=_scheduler_health(request),
-            disk=_disk(request, settings),
+            disk=_disk(request),
             settings=_settings_health(request),
         )
     )

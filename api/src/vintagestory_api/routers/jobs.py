@@ -4,9 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from vintagestory_api.deps import AdminDep, JobControlDep, SchedulerDep, require_admin
+from vintagestory_api.deps import (
+    AdminDep,
+    JobControlDep,
+    JobListBodyDep,
+    SchedulerDep,
+    require_admin,
+)
 from vintagestory_api.models.envelope import ApiResponse, error_responses, ok
 from vintagestory_api.models.jobs import (
     JobDeleted,
@@ -28,9 +34,18 @@ router = APIRouter(
 JobId = Annotated[str, Path(description="The job's id", examples=["mod_cache_refresh"])]
 
 
-@router.get("", summary="List every job with its schedule, state and last run")
-async def list_jobs(scheduler: SchedulerDep) -> ApiResponse[JobList]:
-    return ok(JobList(jobs=scheduler.list_jobs()))
+@router.get(
+    "",
+    summary="List every job with its schedule, state and last run",
+    response_model=ApiResponse[JobList],
+)
+async def list_jobs(scheduler: SchedulerDep, cache: JobListBodyDep) -> Response:
+    # The same bytes as returning ok(JobList(...)), serialized once per change of the jobs
+    # rather than once per request.
+    body = cache.body(
+        scheduler, scheduler.state_version, lambda: ok(JobList(jobs=scheduler.list_jobs()))
+    )
+    return Response(body, media_type="application/json")
 
 
 @router.get(

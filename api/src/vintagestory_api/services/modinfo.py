@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import json5
 import structlog
 
 logger = structlog.get_logger()
@@ -58,6 +57,8 @@ def parse_modinfo(raw: bytes, *, file: str) -> ModFile:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ModInfoError(f"{MODINFO} is not UTF-8 (byte {exc.start})") from None
+    import json5  # here: import cost at startup (only mod scans parse modinfo)
+
     try:
         document = json5.loads(text)
     except (ValueError, RecursionError) as exc:

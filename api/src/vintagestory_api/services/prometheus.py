@@ -204,14 +204,25 @@ class PrometheusMetrics:
             registry=self.registry,
             buckets=HTTP_BUCKETS,
         )
+        # The labelled children per (route, method, status class): `labels()` validates and
+        # joins its arguments on every call, twice per request. Few keys: routes are templates
+        # and methods a fixed set.
+        self._http_children: dict[tuple[str, str, str], tuple[Counter, Histogram]] = {}
 
     def watch_scheduler(self, scheduler: SchedulerLike) -> None:
         """Read job series from `scheduler` and count its runs from now on."""
         self.jobs.watch(scheduler)
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.http_requests.labels(route=route, method=method, status=f"{status // 100}xx").inc()
-        self.http_duration.labels(route=route, method=method).observe(seconds)
+        key = (route, method, f"{status // 100}xx")
+        children = self._http_children.get(key)
+        if children is None:
+            children = self._http_children[key] = (
+                self.http_requests.labels(route=route, method=method, status=key[2]),
+                self.http_duration.labels(route=route, method=method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -47,6 +47,12 @@ class JobRunner:
     def __init__(self, history: RunHistory) -> None:
         self._history = history
         self._active: dict[str, _Active] = {}
+        self._version = 0
+
+    @property
+    def version(self) -> int:
+        """Grows whenever a run starts or stops being current (what `current` answers)."""
+        return self._version
 
     @property
     def running_count(self) -> int:
@@ -111,6 +117,7 @@ class JobRunner:
         )
         self._history.record(run)
         active = self._active[job_id] = _Active(run)
+        self._version += 1
         return active
 
     async def _execute(self, call: JobCall, active: _Active, limit: float | None) -> None:
@@ -147,6 +154,7 @@ class JobRunner:
         finally:
             if self._active.get(run.job_id) is active:
                 del self._active[run.job_id]
+                self._version += 1
         if failure is not None:
             run.error = run_error(failure)
         self._finish(run, outcome, reason, failure)

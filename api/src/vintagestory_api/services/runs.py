@@ -85,15 +85,22 @@ class RunHistory:
         # GET /jobs reads every job's counts on every request, most of them unchanged since.
         self._count_models: dict[str, RunCounts] = {}
         self._listeners: list[RunListener] = []
+        self._version = 0
 
     @property
     def size(self) -> int:
         return self._size
 
+    @property
+    def version(self) -> int:
+        """Grows on every change a reader could see (a run added or finished, a resize)."""
+        return self._version
+
     def resize(self, size: int) -> None:
         if size < 1:
             raise ValueError("history size must be at least 1")
         self._size = size
+        self._version += 1
         for job_id, runs in self._runs.items():
             self._runs[job_id] = deque(runs, maxlen=size)
 
@@ -106,6 +113,7 @@ class RunHistory:
         if runs is None:
             runs = self._runs[run.job_id] = deque(maxlen=self._size)
         runs.appendleft(run)
+        self._version += 1
         if run.outcome != "running":
             self._finished(run)
 
@@ -115,6 +123,7 @@ class RunHistory:
         run.finished_at = finished_at
         if run.started_at is not None:
             run.duration_ms = elapsed_ms(run.started_at, finished_at)
+        self._version += 1
         self._finished(run)
 
     def _finished(self, run: JobRun) -> None:

@@ -85,6 +85,35 @@ class _CronTrigger(CronTrigger):  # type: ignore[misc]  # apscheduler is untyped
         return fire
 
 
+class _VersionedJobStore(MemoryJobStore):  # type: ignore[misc]  # apscheduler is untyped
+    """A MemoryJobStore that counts its changes.
+
+    APScheduler changes a stored job's next fire time only through its store (`update_job`,
+    after every submission and every `modify_job`), so the count grows whenever a job's
+    `next_run_time` or paused state can have moved, including the moves made by firing.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.version = 0
+
+    def add_job(self, job: Any) -> None:
+        super().add_job(job)
+        self.version += 1
+
+    def update_job(self, job: Any) -> None:
+        super().update_job(job)
+        self.version += 1
+
+    def remove_job(self, job_id: str) -> None:
+        super().remove_job(job_id)
+        self.version += 1
+
+    def remove_all_jobs(self) -> None:
+        super().remove_all_jobs()
+        self.version += 1
+
+
 def _second_of_repeated(moment: datetime) -> bool:
     return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
 
@@ -162,8 +191,13 @@ class SchedulerService:
         self._due: dict[str, datetime] = {}
         self._fire_tasks: set[asyncio.Task[Any]] = set()
         self._accepting = False
+        # Changes to what list_jobs() shows that the store, history and runner do not count.
+        self._version = 0
+        # list_jobs() as last built, and the state_version it was built at.
+        self._listed: tuple[int, list[JobInfo]] | None = None
+        self._store = _VersionedJobStore()
         self._scheduler = AsyncIOScheduler(
-            jobstores={"default": MemoryJobStore()},
+            jobstores={"default": self._store},
             executors={"default": AsyncIOExecutor()},
             job_defaults={
                 "coalesce": True,
@@ -185,6 +219,19 @@ class SchedulerService:
     @property
     def default_timezone(self) -> tzinfo:
         return self._default_tz
+
+    @property
+    def state_version(self) -> int:
+        """Grows on every change that can alter a `JobInfo` of `list_jobs()`.
+
+        A sum of counters that only grow: the jobs and settings kept here, APScheduler's job
+        store (next fire times, paused), the run history (last runs, counts) and the runner
+        (which runs are in flight).
+        """
+        return self._version + self._store.version + self._history.version + self._runner.version
+
+    def _changed(self) -> None:
+        self._version += 1
 
     async def start(self) -> None:
         self._scheduler.start()
@@ -271,6 +318,7 @@ class SchedulerService:
         trigger = _trigger(spec.schedule)
         _first_fire(trigger, spec.schedule.tz)
         self._jobs[spec.job_id] = spec
+        self._changed()
         self._scheduler.add_job(
             self._fire, trigger, args=(spec.job_id,), id=spec.job_id, name=spec.name, **start
         )
@@ -283,6 +331,7 @@ class SchedulerService:
     def remove_job(self, job_id: str) -> None:
         self._spec(job_id)
         del self._jobs[job_id]
+        self._changed()
         self._due.pop(job_id, None)
         # APScheduler drops a job by itself once its trigger has no future fire time.
         with contextlib.suppress(JobLookupError):
@@ -297,7 +346,16 @@ class SchedulerService:
     # -- reading ---------------------------------------------------------------------------
 
     def list_jobs(self) -> list[JobInfo]:
-        return [self._info(self._jobs[job_id]) for job_id in sorted(self._jobs)]
+        """Every job by id; built again only after a change (`state_version`).
+
+        The `JobInfo` objects are shared between callers until then: read them, never change
+        them.
+        """
+        version = self.state_version
+        if self._listed is None or self._listed[0] != version:
+            jobs = [self._info(self._jobs[job_id]) for job_id in sorted(self._jobs)]
+            self._listed = (version, jobs)
+        return list(self._listed[1])
 
     def get_job(self, job_id: str) -> JobDetail:
         spec = self._spec(job_id)
@@ -353,6 +411,7 @@ class SchedulerService:
         spec = self._spec(job_id)
         if self._next_run_time(job_id) is not None:
             self._scheduler.pause_job(job_id)
+            self._changed()
             logger.info("job_paused", job_id=job_id)
         return self._info(spec)
 
@@ -368,6 +427,7 @@ class SchedulerService:
                     f"job '{job_id}' has no future fire time; give it a new schedule first"
                 )
             self._scheduler.modify_job(job_id, next_run_time=first)
+            self._changed()
             logger.info("job_resumed", job_id=job_id, next_run_time=first.isoformat())
         return self._info(spec)
 
@@ -395,17 +455,20 @@ class SchedulerService:
         else:
             self._scheduler.modify_job(job_id, trigger=trigger, next_run_time=first)
         new = self._jobs[job_id] = dataclasses.replace(spec, schedule=schedule)
+        self._changed()
         old_text, new_text = spec.schedule.describe(), schedule.describe()
         logger.info("job_rescheduled", job_id=job_id, old=old_text, new=new_text)
         return self._info(new)
 
     def set_history_size(self, size: int) -> None:
         self._history.resize(size)
+        self._changed()
 
     def set_default_timeout(self, seconds: float | None) -> None:
         if seconds is not None and seconds <= 0:
             raise ValueError("default timeout must be positive or None")
         self._default_timeout = seconds
+        self._changed()
 
     def add_run_listener(self, listener: RunListener) -> None:
         self._history.add_listener(listener)
@@ -470,12 +533,17 @@ class SchedulerService:
     def _on_submitted(self, event: Any) -> None:
         # Dispatched before the submitted task first runs, so _fire finds its scheduled time.
         self._due[event.job_id] = event.scheduled_run_times[-1]
+        # The store has counted the new next fire time already; counted here as well so that
+        # nothing depends on the order in which APScheduler updates and reports.
+        self._changed()
 
     def _on_max_instances(self, event: Any) -> None:
+        self._changed()
         reason = "the previous scheduled run was still running"
         self._runner.record_not_run(event.job_id, "skipped", event.scheduled_run_times[-1], reason)
 
     def _on_missed(self, event: Any) -> None:
+        self._changed()
         self._due.pop(event.job_id, None)
         reason = f"could not start within the misfire grace time of {self._misfire_grace:g} s"
         self._runner.record_not_run(event.job_id, "missed", event.scheduled_run_time, reason)

@@ -12,12 +12,15 @@ import itertools
 import re
 from dataclasses import dataclass
 from datetime import UTC, tzinfo
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
-from cron_descriptor import CasingTypeEnum, ExpressionDescriptor, Options
 
 from vintagestory_api.errors import InvalidSchedule
+
+if TYPE_CHECKING:
+    from cron_descriptor import Options
 
 MAX_INTERVAL_SECONDS = 31 * 24 * 3600
 # Long enough for any sensible crontab; bounds the work done on hostile input.
@@ -314,6 +317,8 @@ def describe_interval(seconds: int) -> str:
 def _descriptor_options() -> Options:
     # A fixed locale: the output must not depend on the host's LANG. Weekday 0 is Sunday, as in
     # our normalized text (which only ever holds weekday names anyway).
+    from cron_descriptor import CasingTypeEnum, Options  # here: import cost at startup
+
     return Options(
         CasingTypeEnum.Sentence,
         locale_code="en_US",
@@ -323,6 +328,8 @@ def _descriptor_options() -> Options:
 
 
 def describe_cron(spec: CronSpec, tz_name: str) -> str:
+    from cron_descriptor import ExpressionDescriptor  # here: import cost at startup
+
     text = ExpressionDescriptor(spec.normalized, _descriptor_options()).get_description()
     return f"{text} ({tz_name})"
 
