@@ -12,7 +12,6 @@ from fastapi.routing import iter_route_contexts
 
 from vintagestory_api.app import API_PREFIX
 from vintagestory_api.deps import get_role
-from vintagestory_api.middleware.metrics import HttpMetricsMiddleware
 from vintagestory_api.models.jobs import JobInfo, JobRun, RunCounts, RunOutcome
 from vintagestory_api.models.metrics import DiskSample, HostSample, MetricsSample, ProcessSample
 from vintagestory_api.routers import metrics as metrics_router
@@ -101,7 +100,7 @@ class FakeScheduler:
 
 
 def wire_metrics_routes(app: FastAPI) -> None:
-    """Add the metrics routes and middleware unless the app factory already does."""
+    """Add the metrics routes unless the app factory already does."""
     paths = {context.path_format for context in iter_route_contexts(app.routes)}
     if "/metrics" not in paths:
         app.include_router(metrics_router.prometheus_router)
@@ -109,8 +108,6 @@ def wire_metrics_routes(app: FastAPI) -> None:
         app.include_router(
             metrics_router.router, prefix=API_PREFIX, dependencies=[Depends(get_role)]
         )
-    if not any(getattr(m, "cls", None) is HttpMetricsMiddleware for m in app.user_middleware):
-        app.add_middleware(HttpMetricsMiddleware)
 
 
 def install_metrics(

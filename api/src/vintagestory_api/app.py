@@ -19,7 +19,6 @@ from vintagestory_api.jobs.mods import mod_cache_refresh
 from vintagestory_api.jobs.registry import JobBinding, builtin_job_settings, register_default_jobs
 from vintagestory_api.jobs.versions import server_versions_check
 from vintagestory_api.middleware.auth import ApiKeyMiddleware
-from vintagestory_api.middleware.metrics import HttpMetricsMiddleware
 from vintagestory_api.middleware.request_id import RequestIdMiddleware
 from vintagestory_api.models.envelope import ApiResponse, JsonBodyCache, error_responses
 from vintagestory_api.models.jobs import JobList
@@ -205,6 +204,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["X-Request-ID"],
         )
     # Added last = outermost: the request id is bound before anything else logs or measures.
-    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

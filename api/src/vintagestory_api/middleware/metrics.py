@@ -1,19 +1,15 @@
-"""Counts and times HTTP requests by route template, never by raw path."""
+"""Route templates for HTTP metrics and logs: labels never carry raw paths."""
 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from vintagestory_api.services.prometheus import PrometheusMetrics
+from starlette.types import Scope
 
 UNMATCHED = "unmatched"
-ROUTE_TEMPLATE_KEY = "vsapi.route_template"
 # Any other method string a client sends would be a new label value; fold them into one.
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -38,43 +34,14 @@ def _route_templates(router: Any) -> _Templates:
     return templates
 
 
-class HttpMetricsMiddleware:
-    """Pure ASGI middleware feeding `vsapi_http_*` on `app.state.prometheus`.
+class RouteLabeler:
+    """The route template of a handled request, for metric labels and the access log."""
 
-    The registry is looked up per request from the app rather than passed in, so it can be built
-    in the lifespan with the other services; requests before that are not counted.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self._templates: _Templates | None = None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        application = scope.get("app")
-        metrics = getattr(getattr(application, "state", None), "prometheus", None)
-        if not isinstance(metrics, PrometheusMetrics):
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_recording_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_recording_status)
-        finally:
-            method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
-            route = self._route(scope)
-            # Left in the scope for the access log line written by the outer middleware.
-            scope[ROUTE_TEMPLATE_KEY] = route
-            metrics.observe_request(route, method, status, time.perf_counter() - started)
+    def route(self, scope: Scope) -> str:
+        return self._route(scope)
 
     def _route(self, scope: Scope) -> str:
         route = scope.get("route")

@@ -1,4 +1,8 @@
-"""Binds a request id to every log line of a request and returns it as `X-Request-ID`."""
+"""One layer around every request: its id, its access log line and its HTTP metrics.
+
+The request id is bound to every log line of the request and returned as `X-Request-ID`. Doing
+the metrics here too keeps one `send` wrapper per request instead of one per concern.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ import time
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from vintagestory_api.middleware.metrics import ROUTE_TEMPLATE_KEY
+from vintagestory_api.middleware.metrics import KNOWN_METHODS, RouteLabeler
+from vintagestory_api.services.prometheus import PrometheusMetrics
 
 logger = structlog.get_logger()
 
@@ -35,6 +40,7 @@ class RequestIdMiddleware:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._labeler = RouteLabeler()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,13 +65,20 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            seconds = time.perf_counter() - started
+            route = self._labeler.route(scope)
+            # Built in the lifespan with the other services; requests before it are not counted.
+            metrics = getattr(scope["app"].state, "prometheus", None) if "app" in scope else None
+            if isinstance(metrics, PrometheusMetrics):
+                method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
+                metrics.observe_request(route, method, status, seconds)
             logger.info(
                 "http_request",
                 method=scope["method"],
                 path=scope["path"],
-                route=scope.get(ROUTE_TEMPLATE_KEY),
+                route=route,
                 status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                duration_ms=round(seconds * 1000, 2),
                 client=scope["client"][0] if scope.get("client") else None,
             )
             structlog.contextvars.clear_contextvars()
