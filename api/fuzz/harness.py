@@ -21,21 +21,19 @@ import hypothesis
 import schemathesis
 from fastapi import FastAPI
 from hypothesis import strategies as st
-from pydantic import AnyHttpUrl, SecretStr
 from schemathesis.core.result import Ok
 from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 from schemathesis.specs.openapi.schemas import OpenApiSchema
+from tests.offline import BUILTIN_JOBS_OFF, offline_settings
 
+from vintagestory_api.app import API_PREFIX
 from vintagestory_api.config import Settings
 from vintagestory_api.models.settings import ApiSettings
-from vintagestory_api.services.api_settings import API_SETTINGS_FILE
 from vintagestory_api.services.keys import Role
 from vintagestory_api.services.scheduler import SchedulerService
-from vintagestory_api.services.state_files import write_json
 
-API_PREFIX = "/api/v1alpha1"
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 MONITOR_KEY = "fuzz-monitor-key-0123456789"
 # Jobs registered after startup so that paths with a job id reach real jobs.
@@ -45,13 +43,6 @@ RESET_JOBS_PATH = "/__fuzz__/reset-jobs"
 SETTLE_PATH = "/__fuzz__/settle"
 SETTLE_TIMEOUT_SECONDS = 5.0
 DEFAULT_MAX_EXAMPLES = 25
-
-# Built-in jobs off, as in the test suite: the fuzz runs turn them on through PATCH /config/api.
-BUILTIN_JOBS_OFF = {
-    "server_versions_refresh_interval": 0,
-    "mod_list_refresh_interval": 0,
-    "metrics_collection_interval": 0,
-}
 
 Case = schemathesis.Case[Any]
 Check = Callable[[schemathesis.CheckContext, schemathesis.Response, Case], bool | None]
@@ -67,17 +58,10 @@ RESET_SETTINGS = {**ApiSettings().model_dump(), **BUILTIN_JOBS_OFF}
 
 
 def fuzz_settings(data_dir: Path) -> Settings:
-    """Settings for a fuzzed app: built-in jobs off, upstream APIs unreachable (refused at once)."""
-    write_json(data_dir / "state" / API_SETTINGS_FILE, BUILTIN_JOBS_OFF, keep_backup=False)
-    return Settings(
-        data_dir=data_dir,
-        api_key_admin=SecretStr(ADMIN_KEY),
-        api_key_monitor=SecretStr(MONITOR_KEY),
-        shutdown_grace_seconds=2,
-        timezone="UTC",
-        versions_url=AnyHttpUrl("http://127.0.0.1:9"),
-        mod_api_url=AnyHttpUrl("http://127.0.0.1:9/api"),
-        http_retries=0,
+    """Settings for a fuzzed app: built-in jobs off, upstream APIs unreachable (refused at once).
+    The fuzz runs turn the built-in jobs on through PATCH /config/api."""
+    return offline_settings(
+        data_dir, admin_key=ADMIN_KEY, monitor_key=MONITOR_KEY, shutdown_grace_seconds=2
     )
 
 

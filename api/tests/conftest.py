@@ -6,28 +6,17 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from pydantic import AnyHttpUrl, SecretStr
 
 from vintagestory_api.app import create_app
 from vintagestory_api.config import Settings
-from vintagestory_api.services.api_settings import API_SETTINGS_FILE
-from vintagestory_api.services.state_files import write_json
 
 from .keys import ADMIN_KEY, MONITOR_KEY
+from .offline import offline_settings
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
-
-
-# The built-in jobs (version check, mod refresh, metrics sampling) stay off in tests unless a test
-# is about them: it then writes its own intervals into the settings file before the app starts.
-BUILTIN_JOBS_OFF = {
-    "server_versions_refresh_interval": 0,
-    "mod_list_refresh_interval": 0,
-    "metrics_collection_interval": 0,
-}
 
 
 @pytest.fixture
@@ -38,20 +27,8 @@ def builtin_jobs_off() -> bool:
 
 @pytest.fixture
 def settings(data_dir: Path, builtin_jobs_off: bool) -> Settings:
-    if builtin_jobs_off:
-        write_json(data_dir / "state" / API_SETTINGS_FILE, BUILTIN_JOBS_OFF, keep_backup=False)
-    return Settings(
-        data_dir=data_dir,
-        api_key_admin=SecretStr(ADMIN_KEY),
-        api_key_monitor=SecretStr(MONITOR_KEY),
-        shutdown_grace_seconds=5,
-        timezone="UTC",
-        # Nothing leaves the machine even when a test turns the built-in jobs on: port 9 on
-        # loopback refuses at once.
-        versions_url=AnyHttpUrl("http://127.0.0.1:9"),
-        mod_api_url=AnyHttpUrl("http://127.0.0.1:9/api"),
-        # Retrying a refusing port only slows the shutdown drain of tests that leave jobs on.
-        http_retries=0,
+    return offline_settings(
+        data_dir, admin_key=ADMIN_KEY, monitor_key=MONITOR_KEY, builtin_jobs_off=builtin_jobs_off
     )
 
 
