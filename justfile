@@ -17,8 +17,8 @@ sync:
 serve: sync
     cd {{api}} && exec .venv/bin/python -m vintagestory_api
 
-# Lint, format check, strict type check and the whole test suite (what CI runs)
-check: lint fmt-check typecheck test
+# Lint, format check, import contracts, strict type check and the whole test suite (what CI runs)
+check: lint fmt-check imports typecheck test
 
 # Ruff lint
 lint: sync
@@ -31,6 +31,10 @@ fmt: sync
 # Check formatting without changing files
 fmt-check: sync
     cd {{api}} && uv run --locked --no-sync ruff format --check src tests bench fuzz
+
+# The architecture's import contracts (import-linter; see [tool.importlinter] in api/pyproject.toml)
+imports: sync
+    cd {{api}} && uv run --locked --no-sync lint-imports --no-cache
 
 # Strict static type check (mypy --strict over src, tests and bench)
 typecheck: sync

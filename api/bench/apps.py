@@ -26,7 +26,7 @@ from fastapi import FastAPI, Query
 
 from vintagestory_api.__main__ import main
 from vintagestory_api.app import create_app
-from vintagestory_api.services.scheduler import SchedulerService
+from vintagestory_api.scheduler.service import SchedulerService
 
 CHURN_POLL_LIMIT = 10_000
 

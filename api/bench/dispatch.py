@@ -1,7 +1,7 @@
 """Dispatch lateness: how late a job body starts after its scheduled time.
 
 Our `SchedulerService` (which records every run) against a bare APScheduler `AsyncIOScheduler`
-with the same job defaults. This is the one place outside services/scheduler.py that imports
+with the same job defaults. This is the one place outside the scheduler package that imports
 APScheduler: the baseline has to be the library itself.
 
 Both run in this process, one fresh event loop per trial, alternating. Every job is an async
@@ -23,7 +23,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bench.report import Row, median, percentile
-from vintagestory_api.services.scheduler import SchedulerService
+from vintagestory_api.scheduler.service import SchedulerService
 
 Kind = Literal["ours", "bare"]
 
@@ -71,12 +71,13 @@ async def _ours(scenario: Scenario, interval: int, t0: float, rec: _Recorder) ->
     await service.start()
     try:
         for i in range(scenario.jobs):
-            service.add_interval_job(rec.noop, interval, f"job{i}", args=(i,))
-            # The public API cannot choose an interval job's first fire time (it is one interval
-            # after it was added); the bench needs them aligned, so it sets it on the
-            # APScheduler job underneath, exactly as it does for the bare scheduler.
-            service._scheduler.modify_job(
-                f"job{i}", next_run_time=_at(t0 + _offset(scenario, i, interval))
+            # First fires aligned with the bare scheduler's start dates below.
+            service.add_interval_job(
+                rec.noop,
+                interval,
+                f"job{i}",
+                args=(i,),
+                first_run_at=_at(t0 + _offset(scenario, i, interval)),
             )
         await _wait(scenario, t0, rec)
     finally:

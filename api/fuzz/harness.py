@@ -26,13 +26,13 @@ from schemathesis.generation.stateful import run_state_machine_as_test
 from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from tests.offline import BUILTIN_JOBS_OFF, offline_settings
+from tests.support.offline import BUILTIN_JOBS_OFF, offline_settings
 
+from vintagestory_api.api_settings.schemas import ApiSettings
 from vintagestory_api.app import API_PREFIX
+from vintagestory_api.auth.keys import Role
 from vintagestory_api.config import Settings
-from vintagestory_api.models.settings import ApiSettings
-from vintagestory_api.services.keys import Role
-from vintagestory_api.services.scheduler import SchedulerService
+from vintagestory_api.scheduler.service import SchedulerService
 
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 MONITOR_KEY = "fuzz-monitor-key-0123456789"

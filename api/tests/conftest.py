@@ -7,11 +7,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.support.keys import ADMIN_KEY, MONITOR_KEY
+from tests.support.offline import offline_settings
 from vintagestory_api.app import create_app
 from vintagestory_api.config import Settings
-
-from .keys import ADMIN_KEY, MONITOR_KEY
-from .offline import offline_settings
 
 
 @pytest.fixture

@@ -11,33 +11,36 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from vintagestory_api import __version__
+from vintagestory_api.api_settings import router as api_settings_router
+from vintagestory_api.api_settings.schemas import ApiSettings
+from vintagestory_api.api_settings.service import API_SETTINGS_FILE, ApiSettingsService
+from vintagestory_api.auth import router as auth_router
+from vintagestory_api.auth.deps import get_role
+from vintagestory_api.auth.errors import Unauthorized
+from vintagestory_api.auth.keys import load_api_keys
+from vintagestory_api.auth.middleware import ApiKeyMiddleware
 from vintagestory_api.config import Settings
-from vintagestory_api.deps import get_role, reject_unknown_query_params
-from vintagestory_api.errors import install_error_handlers
-from vintagestory_api.jobs.metrics import metrics_collection
-from vintagestory_api.jobs.mods import mod_cache_refresh
-from vintagestory_api.jobs.registry import JobBinding, builtin_job_settings, register_default_jobs
-from vintagestory_api.jobs.versions import server_versions_check
-from vintagestory_api.middleware.auth import ApiKeyMiddleware
-from vintagestory_api.middleware.request_id import RequestIdMiddleware
-from vintagestory_api.models.envelope import ApiResponse, JsonBodyCache, error_responses
-from vintagestory_api.models.jobs import JobList
-from vintagestory_api.models.settings import ApiSettings
-from vintagestory_api.routers import auth, health, jobs, metrics, mods, triggers, versions
-from vintagestory_api.routers import config as config_router
-from vintagestory_api.services.api_settings import API_SETTINGS_FILE, ApiSettingsService
-from vintagestory_api.services.disk import DiskProbe
-from vintagestory_api.services.http import create_http_client
-from vintagestory_api.services.instance_lock import InstanceLock, InstanceLocked
-from vintagestory_api.services.job_control import JobControl
-from vintagestory_api.services.job_state import JOB_STATE_FILE, JobStateStore
-from vintagestory_api.services.keys import load_api_keys
-from vintagestory_api.services.metrics import MetricsService, build_metrics
-from vintagestory_api.services.mods import build_mods_service
-from vintagestory_api.services.scheduler import SchedulerService
-from vintagestory_api.services.schedules import host_timezone, parse_timezone
-from vintagestory_api.services.state_files import remove_stale_temp_files
-from vintagestory_api.services.versions import build_versions_service
+from vintagestory_api.errors import error_responses, install_error_handlers
+from vintagestory_api.health import router as health_router
+from vintagestory_api.health.disk import DiskProbe
+from vintagestory_api.kit.envelope import ApiResponse, JsonBodyCache
+from vintagestory_api.kit.http import create_http_client
+from vintagestory_api.kit.instance_lock import InstanceLock, InstanceLocked
+from vintagestory_api.kit.query_params import reject_unknown_query_params
+from vintagestory_api.kit.request_id import RequestIdMiddleware
+from vintagestory_api.kit.state_files import remove_stale_temp_files
+from vintagestory_api.metrics import jobs as metrics_jobs
+from vintagestory_api.metrics import router as metrics_router
+from vintagestory_api.metrics.service import MetricsService, build_metrics
+from vintagestory_api.mods import jobs as mods_jobs
+from vintagestory_api.mods import router as mods_router
+from vintagestory_api.mods.service import build_mods_service
+from vintagestory_api.scheduler import router as scheduler_router
+from vintagestory_api.scheduler.factory import build_scheduler
+from vintagestory_api.scheduler.schemas import JobList
+from vintagestory_api.versions import jobs as versions_jobs
+from vintagestory_api.versions import router as versions_router
+from vintagestory_api.versions.service import build_versions_service
 
 logger = structlog.get_logger()
 
@@ -95,22 +98,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Before the scheduler: the built-in jobs' intervals and pause flags come from these.
         api_settings = ApiSettingsService.load(settings.state_dir / API_SETTINGS_FILE)
         app.state.api_settings = api_settings
-        app.state.job_state = JobStateStore.load(settings.state_dir / JOB_STATE_FILE)
 
         http_client = create_http_client(settings)
         stack.push_async_callback(http_client.aclose)
         app.state.versions = build_versions_service(settings, http_client)
         app.state.mods = build_mods_service(settings, http_client)
 
-        scheduler = SchedulerService(
-            default_timezone=parse_timezone(
-                settings.timezone, host_timezone(), field="VS_TIMEZONE"
-            ),
-            history_size=api_settings.settings.job_history_size,
-            default_timeout_seconds=api_settings.settings.default_job_timeout_seconds,
-            shutdown_grace_seconds=settings.shutdown_grace_seconds,
-        )
-        app.state.scheduler = scheduler
+        scheduling = build_scheduler(settings, api_settings)
+        scheduler = app.state.scheduler = scheduling.service
+        app.state.job_state = scheduling.job_state
         # Metrics watch the scheduler before any job is registered, so no run goes uncounted.
         app.state.metrics, app.state.prometheus = build_metrics(
             settings.data_dir,
@@ -118,18 +114,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             interval_seconds=api_settings.settings.metrics_collection_interval,
             retention_minutes=api_settings.settings.metrics_retention_minutes,
         )
+        app.state.http_metrics = app.state.prometheus
         api_settings.add_listener(_resize_metrics(app.state.metrics))
         await scheduler.start()
         stack.push_async_callback(scheduler.shutdown)
 
-        builtin_jobs: dict[str, JobBinding] = {
-            "server_versions_check": (server_versions_check, (app.state.versions,)),
-            "mod_cache_refresh": (mod_cache_refresh, (app.state.mods,)),
-            "metrics_collection": (metrics_collection, (app.state.metrics,)),
-        }
-        register_default_jobs(scheduler, api_settings, app.state.job_state, builtin_jobs)
-        app.state.job_control = JobControl(
-            scheduler, api_settings, app.state.job_state, builtin_job_settings()
+        # Every domain's built-in jobs, listed here explicitly: nothing registers itself.
+        app.state.job_control = scheduling.register_builtin_jobs(
+            [
+                *versions_jobs.builtin_jobs(app.state.versions),
+                *mods_jobs.builtin_jobs(app.state.mods),
+                *metrics_jobs.builtin_jobs(app.state.metrics),
+            ]
         )
         app.state.ready = True
         logger.info(
@@ -180,17 +176,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(
         prefix=API_PREFIX,
         dependencies=[Depends(get_role), Depends(reject_unknown_query_params)],
-        responses=error_responses(401),
+        responses=error_responses(Unauthorized),
     )
-    api.include_router(auth.router)
-    api.include_router(jobs.router)
-    api.include_router(triggers.router)
-    api.include_router(config_router.router)
-    api.include_router(versions.router)
-    api.include_router(mods.router)
-    api.include_router(metrics.router)
-    app.include_router(health.router)
-    app.include_router(metrics.prometheus_router)
+    api.include_router(auth_router.router)
+    api.include_router(scheduler_router.router)
+    api.include_router(scheduler_router.triggers_router)
+    api.include_router(api_settings_router.router)
+    api.include_router(versions_router.router)
+    api.include_router(mods_router.router)
+    api.include_router(metrics_router.router)
+    app.include_router(health_router.router)
+    app.include_router(metrics_router.prometheus_router)
     app.include_router(api)
 
     # A missing or wrong key is answered before the body is even read (see the module).

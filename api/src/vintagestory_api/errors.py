@@ -1,16 +1,30 @@
-"""The error hierarchy and the one place that turns every failure into the error envelope."""
+"""The error hierarchy's root, the generic errors, and the one place that turns every failure
+into the error envelope. Each domain keeps its own errors in its `errors.py`, under one base
+class derived from `ApiError`."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections import defaultdict
+from typing import Any, ClassVar, Literal
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = structlog.get_logger()
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable UPPER_SNAKE error code", examples=["JOB_NOT_FOUND"])
+    message: str = Field(description="Human-readable reason, naming the field when relevant")
+
+
+class ErrorResponse(BaseModel):
+    status: Literal["error"] = "error"
+    error: ErrorDetail
 
 
 class ApiError(Exception):
@@ -18,93 +32,36 @@ class ApiError(Exception):
 
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "BAD_REQUEST"
+    # What OpenAPI shows as this error's example message.
+    example: ClassVar[str] = "the request cannot be processed"
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
 
-class Unauthorized(ApiError):
-    status_code = 401
-    code = "UNAUTHORIZED"
-
-
-class Forbidden(ApiError):
-    status_code = 403
-    code = "FORBIDDEN"
-
-
 class NotFound(ApiError):
     status_code = 404
     code = "NOT_FOUND"
-
-
-class JobNotFound(NotFound):
-    code = "JOB_NOT_FOUND"
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job '{job_id}' does not exist")
-        self.job_id = job_id
+    example = "no such route"
 
 
 class Conflict(ApiError):
     status_code = 409
     code = "CONFLICT"
-
-
-class JobAlreadyRunning(Conflict):
-    code = "JOB_ALREADY_RUNNING"
-
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job '{job_id}' is already running")
-        self.job_id = job_id
-
-
-class JobNotResumable(Conflict):
-    code = "JOB_NOT_RESUMABLE"
-
-
-class JobAlreadyExists(Conflict):
-    code = "JOB_ALREADY_EXISTS"
+    example = "the request conflicts with the current state"
 
 
 class ValidationFailed(ApiError):
     status_code = 422
     code = "VALIDATION_ERROR"
-
-
-class InvalidSchedule(ValidationFailed):
-    """A cron expression, interval or timezone that cannot be scheduled; names the field."""
-
-    code = "INVALID_SCHEDULE"
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-class MetricsWindowTooLong(ValidationFailed):
-    """A history window longer than the live retention setting (valid by schema, not by state)."""
-
-    code = "METRICS_WINDOW_TOO_LONG"
-
-
-class ApiSettingUnknown(ValidationFailed):
-    code = "API_SETTING_UNKNOWN"
-
-
-class ApiSettingInvalid(ValidationFailed):
-    code = "API_SETTING_INVALID"
+    example = "body.count: Input should be less than or equal to 50"
 
 
 class ServiceUnavailable(ApiError):
     status_code = 503
     code = "SERVICE_UNAVAILABLE"
-
-
-class SchedulerNotRunning(ServiceUnavailable):
-    code = "SCHEDULER_NOT_RUNNING"
+    example = "the service is not running"
 
 
 class StateWriteFailed(ApiError):
@@ -112,6 +69,7 @@ class StateWriteFailed(ApiError):
 
     status_code = 500
     code = "STATE_WRITE_FAILED"
+    example = "settings could not be saved: [Errno 28] No space left on device"
 
 
 _HTTP_CODES: dict[int, str] = {
@@ -129,6 +87,45 @@ _HTTP_CODES: dict[int, str] = {
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
+
+_STATUS_TEXT: dict[int, str] = {
+    400: "Bad request",
+    401: "Missing or wrong API key",
+    403: "The key's role may not do this",
+    404: "Not found",
+    409: "Conflict with the current state",
+    422: "Invalid input; the message names the field",
+    500: "The change could not be saved",
+    503: "Not ready",
+}
+
+
+def error_responses(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries for the errors a route can raise, grouped by status.
+
+    Each entry lists the codes it can carry and shows one example per code, so /docs tells the
+    truth about what a client may receive.
+    """
+    by_status: dict[int, list[type[ApiError]]] = defaultdict(list)
+    for error in errors:
+        if error not in by_status[error.status_code]:
+            by_status[error.status_code].append(error)
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status, classes in sorted(by_status.items()):
+        codes = ", ".join(f"`{cls.code}`" for cls in classes)
+        examples = {
+            cls.code: {
+                "summary": cls.code,
+                "value": error_body(cls.code, cls.example),
+            }
+            for cls in classes
+        }
+        responses[status] = {
+            "model": ErrorResponse,
+            "description": f"{_STATUS_TEXT.get(status, 'Error')} ({codes})",
+            "content": {"application/json": {"examples": examples}},
+        }
+    return responses
 
 
 # What FastAPI raises (as HTTPException 400) for a body it cannot read, e.g. invalid UTF-8.

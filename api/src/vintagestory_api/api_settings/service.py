@@ -1,0 +1,178 @@
+"""The operator settings: loaded at startup, changed by PATCH, written durably, applied live."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from vintagestory_api.auth.keys import Role
+from vintagestory_api.errors import StateWriteFailed
+from vintagestory_api.kit.schemas import ComponentHealth
+from vintagestory_api.kit.state_files import (
+    Loaded,
+    complete_even_if_cancelled,
+    load_state,
+    write_json,
+)
+
+from .errors import ApiSettingInvalid, ApiSettingUnknown
+from .schemas import ApiSettings, ApiSettingsView, describe
+
+logger = structlog.get_logger()
+
+API_SETTINGS_FILE = "api-settings.json"
+
+# Called with (old, new) after each successful write, in write order.
+SettingsListener = Callable[[ApiSettings, ApiSettings], Awaitable[None]]
+
+_OK = ComponentHealth(status="ok")
+
+
+def _input_text(value: Any) -> str:
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _errors_text(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        parts.append(f"{key}: {msg} (got {_input_text(err.get('input'))})")
+    return "; ".join(parts)
+
+
+def validate_changes(changes: Mapping[str, Any]) -> dict[str, int]:
+    """Check a partial update on its own; raises `ApiSettingUnknown` / `ApiSettingInvalid`."""
+    known = ApiSettings.model_fields
+    unknown = sorted(key for key in changes if key not in known)
+    if unknown:
+        raise ApiSettingUnknown(
+            f"unknown setting(s): {', '.join(unknown)}; known settings: {', '.join(known)}"
+        )
+    try:
+        # Settings have no rules across fields, so each value is judged against its own bounds.
+        ApiSettings.model_validate(dict(changes))
+    except ValidationError as exc:
+        raise ApiSettingInvalid(_errors_text(exc)) from exc
+    return {key: int(value) for key, value in changes.items()}
+
+
+def parse_document(document: Any) -> tuple[ApiSettings, dict[str, Any]]:
+    """A settings file's JSON as (settings, unknown keys); raises ValueError when invalid."""
+    if not isinstance(document, dict):
+        raise ValueError(f"top level is a JSON {type(document).__name__}, not an object")
+    known = {key: value for key, value in document.items() if key in ApiSettings.model_fields}
+    unknown = {key: value for key, value in document.items() if key not in known}
+    try:
+        return ApiSettings.model_validate(known), unknown
+    except ValidationError as exc:
+        raise ValueError(_errors_text(exc)) from exc
+
+
+def _health(path: Path, loaded: Loaded[Any]) -> ComponentHealth:
+    if loaded.corrupt_reason is None:
+        return _OK
+    kept = f"; kept as {loaded.quarantined_to.name}" if loaded.quarantined_to else ""
+    using = "its backup" if loaded.source == "backup" else "defaults"
+    return ComponentHealth(
+        status="degraded",
+        reason=f"{path.name}: {loaded.corrupt_reason}{kept}; running on {using} until the "
+        "next successful change",
+    )
+
+
+class ApiSettingsService:
+    def __init__(
+        self,
+        path: Path,
+        settings: ApiSettings | None = None,
+        unknown: Mapping[str, Any] | None = None,
+        health: ComponentHealth = _OK,
+    ) -> None:
+        self._path = path
+        self._settings = settings if settings is not None else ApiSettings()
+        # Keys a newer (or older) version wrote: carried along on every write, never dropped.
+        self._unknown = dict(unknown or {})
+        self._health = health
+        self._lock = asyncio.Lock()
+        self._listeners: list[SettingsListener] = []
+
+    @classmethod
+    def load(cls, path: Path) -> ApiSettingsService:
+        """Read the file; a bad one is set aside and the backup or the defaults are used."""
+        loaded = load_state(path, parse_document, event="api_settings_corrupt")
+        settings, unknown = loaded.value if loaded.value is not None else (ApiSettings(), {})
+        if unknown:
+            logger.warning("api_settings_unknown_keys", file=str(path), keys=sorted(unknown))
+        service = cls(path, settings, unknown, _health(path, loaded))
+        logger.info("api_settings_loaded", source=loaded.source, **settings.model_dump())
+        return service
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def settings(self) -> ApiSettings:
+        return self._settings
+
+    @property
+    def unknown_keys(self) -> list[str]:
+        return sorted(self._unknown)
+
+    @property
+    def health(self) -> ComponentHealth:
+        return self._health
+
+    def view(self) -> ApiSettingsView:
+        return describe(self._settings, self.unknown_keys)
+
+    def add_listener(self, listener: SettingsListener) -> None:
+        """`listener(old, new)` runs after every write, under the write lock (so in order).
+
+        It must not call `patch` itself. Its failure is logged; the change stays written.
+        """
+        self._listeners.append(listener)
+
+    async def patch(self, changes: Mapping[str, Any], *, role: Role) -> ApiSettings:
+        """Validate, write durably, then apply; all or nothing, one change at a time."""
+        valid = validate_changes(changes)
+        return await complete_even_if_cancelled(self._patch(valid, role))
+
+    async def _patch(self, changes: dict[str, int], role: Role) -> ApiSettings:
+        async with self._lock:
+            old = self._settings
+            new = ApiSettings.model_validate({**old.model_dump(), **changes})
+            document = {**self._unknown, **new.model_dump()}
+            try:
+                # Blocking fsyncs run in a thread; the lock is held so writes never overlap.
+                await asyncio.to_thread(write_json, self._path, document)
+            except OSError as exc:
+                logger.error("api_settings_write_failed", file=str(self._path), error=str(exc))
+                raise StateWriteFailed(f"settings could not be saved: {exc}") from exc
+            self._settings = new
+            if self._health.status != "ok":
+                logger.info("api_settings_recovered", file=str(self._path))
+            self._health = _OK
+            diff = {
+                key: {"old": getattr(old, key), "new": getattr(new, key)}
+                for key in changes
+                if getattr(old, key) != getattr(new, key)
+            }
+            logger.info("api_settings_changed", role=str(role), changes=diff)
+            for listener in self._listeners:
+                try:
+                    await listener(old, new)
+                except Exception:
+                    logger.exception("api_settings_apply_failed", listener=repr(listener))
+            return new

@@ -1,0 +1,1 @@
+"""Liveness and readiness: aggregates each domain's health."""

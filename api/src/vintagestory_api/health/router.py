@@ -1,0 +1,74 @@
+"""Liveness and readiness probes; no key needed, same envelope as everything else."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from vintagestory_api import __version__
+from vintagestory_api.config import Settings
+from vintagestory_api.kit.envelope import ApiResponse, ok
+from vintagestory_api.kit.schemas import ComponentHealth
+from vintagestory_api.scheduler.schemas import SchedulerHealth
+
+from .disk import DiskProbe, disk_health
+from .schemas import DiskHealth, HealthData, ReadyData
+
+router = APIRouter(tags=["health"])
+
+
+def _scheduler_health(request: Request) -> SchedulerHealth:
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is None:
+        return SchedulerHealth(status="stopped", job_count=0, running_jobs=0)
+    health: SchedulerHealth = scheduler.health()
+    return health
+
+
+def _settings_health(request: Request) -> ComponentHealth:
+    # The operator settings and the persisted job state: what an admin decided, kept on disk.
+    for name in ("api_settings", "job_state"):
+        service = getattr(request.app.state, name, None)
+        health: ComponentHealth | None = service.health if service is not None else None
+        if health is not None and health.status != "ok":
+            return health
+    return ComponentHealth(status="ok")
+
+
+def _disk(request: Request) -> DiskHealth | None:
+    # The lifespan builds the cached probe; before it has run, read the disk directly. The
+    # settings are read from the app here rather than through SettingsDep: a dependency costs
+    # FastAPI a resolution step on every probe, and only this fallback needs them.
+    probe: DiskProbe | None = getattr(request.app.state, "disk", None)
+    if probe is None:
+        settings: Settings = request.app.state.settings
+        return disk_health(str(settings.data_dir.resolve()))
+    return probe.read()
+
+
+@router.get("/healthz", summary="Liveness: is the API up, and how are its parts")
+async def healthz(request: Request) -> ApiResponse[HealthData]:
+    return ok(
+        HealthData(
+            version=__version__,
+            scheduler=_scheduler_health(request),
+            disk=_disk(request),
+            settings=_settings_health(request),
+        )
+    )
+
+
+@router.get(
+    "/readyz",
+    summary="Readiness: 200 when the API can serve, 503 when not",
+    responses={503: {"model": ApiResponse[ReadyData], "description": "Not ready"}},
+)
+async def readyz(request: Request, response: Response) -> ApiResponse[ReadyData]:
+    checks = {
+        "startup_complete": bool(getattr(request.app.state, "ready", False)),
+        "scheduler_running": _scheduler_health(request).status == "running",
+    }
+    ready = all(checks.values())
+    if not ready:
+        # Same envelope, different status: probes look at the code, humans at the checks.
+        response.status_code = 503
+    return ok(ReadyData(ready=ready, checks=checks))

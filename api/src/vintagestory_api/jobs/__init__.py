@@ -1,1 +1,0 @@
-"""Async job functions; each receives the services it uses as arguments."""

@@ -1,0 +1,1 @@
+"""Resource samples of the API, the game server, the host and the disk; Prometheus exposition."""

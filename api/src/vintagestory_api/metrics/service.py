@@ -1,0 +1,399 @@
+"""Resource sampling with psutil, and the in-memory ring of recent samples."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import shutil
+import struct
+import threading
+from collections import deque
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import structlog
+
+from .prometheus import PrometheusMetrics, SchedulerLike
+from .schemas import DiskSample, HostSample, MetricsSample, ProcessSample
+
+logger = structlog.get_logger()
+
+MIB = 1024 * 1024
+SERVER_PID_FILE = "server.pid"
+
+# The ring's ceiling whatever the settings say. A stored sample costs about 250 bytes
+# (tests/metrics/test_memory.py measures it), so a full ring stays near 25 MB; uncapped, the
+# settings' extremes (every second for 7 days: 604,800 samples) would need about 150 MB. The cap
+# still holds the longest retention at any interval of 7 s or more, and a day at 1 s.
+MAX_SAMPLES = 100_000
+
+
+def ring_size(interval_seconds: int, retention_minutes: int) -> int:
+    """How many samples cover the retention at this interval (before the cap)."""
+    return max(1, math.ceil(retention_minutes * 60 / interval_seconds))
+
+
+class _ProcessProbe:
+    """One watched process, kept between samples so `cpu_percent(None)` has a baseline.
+
+    psutil measures CPU use as the difference since the previous call on the same `Process`
+    object, so the object must live across samples; a fresh one would report 0.0 or need a
+    blocking `interval`.
+    """
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+        # The first call only sets the baseline; its 0.0 means nothing.
+        process.cpu_percent(interval=None)
+        self.primed = False
+
+    def sample(self) -> ProcessSample:
+        proc = self.process
+        with proc.oneshot():
+            cpu = proc.cpu_percent(interval=None)
+            rss = proc.memory_info().rss
+            threads = proc.num_threads()
+            open_files = _open_files(proc)
+        measured, self.primed = self.primed, True
+        return ProcessSample(
+            pid=proc.pid,
+            rss_mib=round(rss / MIB, 2),
+            cpu_percent=round(cpu, 1) if measured else None,
+            open_files=open_files,
+            threads=threads,
+        )
+
+
+def _open_files(proc: psutil.Process) -> int | None:
+    # num_fds() lists /proc/<pid>/fd; open_files() would also stat and readlink every one.
+    try:
+        if hasattr(proc, "num_fds"):
+            return int(proc.num_fds())
+        if hasattr(proc, "num_handles"):
+            return int(proc.num_handles())
+    except psutil.AccessDenied:
+        return None
+    return None
+
+
+class MetricsService:
+    """Takes samples and keeps the newest ones for the retention window."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        interval_seconds: int,
+        retention_minutes: int,
+        max_samples: int = MAX_SAMPLES,
+    ) -> None:
+        self._data_dir = data_dir
+        self._pid_file = data_dir / "state" / SERVER_PID_FILE
+        self._lock = threading.Lock()
+        self._sample_lock = threading.Lock()
+        self._interval = interval_seconds
+        self._retention = retention_minutes
+        # A disabled job (interval 0) keeps the ring it had; sizing needs a positive interval.
+        self._sizing_interval = interval_seconds if interval_seconds > 0 else 10
+        self._max_samples = max_samples
+        # Packed samples (see _pack), not models: a model tree costs about 3.9 KB a sample.
+        self._samples: deque[bytes] = deque(maxlen=self._capacity_for(retention_minutes))
+        self._api = _ProcessProbe(psutil.Process(os.getpid()))
+        self._api.primed = True  # the baseline was taken just now, at construction
+        self._game: _ProcessProbe | None = None
+
+    @property
+    def interval_seconds(self) -> int:
+        return self._interval
+
+    @property
+    def retention_minutes(self) -> int:
+        return self._retention
+
+    @property
+    def capacity(self) -> int:
+        """How many samples the ring holds: the retention's worth, or fewer under the cap."""
+        return self._samples.maxlen or 0
+
+    def __len__(self) -> int:
+        return len(self._samples)
+
+    def resize(self, interval_seconds: int, retention_minutes: int) -> None:
+        """Apply new settings; the ring keeps its newest samples."""
+        with self._lock:
+            self._interval = interval_seconds
+            self._retention = retention_minutes
+            if interval_seconds > 0:
+                self._sizing_interval = interval_seconds
+            size = self._capacity_for(retention_minutes)
+            if size != self._samples.maxlen:
+                # deque(iterable, maxlen) keeps the rightmost, i.e. newest, items.
+                self._samples = deque(self._samples, maxlen=size)
+        logger.info(
+            "metrics_ring_resized",
+            interval_seconds=interval_seconds,
+            retention_minutes=retention_minutes,
+            capacity=size,
+        )
+
+    async def sample(self) -> MetricsSample:
+        """Take one sample off the event loop and keep it."""
+        # psutil reads /proc and statvfs on the data dir; a slow or hung filesystem must not
+        # stall request handling, so the blocking part runs in a worker thread.
+        taken = await asyncio.to_thread(self.collect)
+        self.add(taken)
+        return taken
+
+    def add(self, sample: MetricsSample) -> None:
+        packed = _pack(sample)
+        with self._lock:
+            self._samples.append(packed)
+
+    def collect(self) -> MetricsSample:
+        """Measure everything once (blocking) without storing it."""
+        with self._sample_lock:
+            return MetricsSample(
+                timestamp=datetime.now(UTC),
+                api=self._api.sample(),
+                game_server=self._game_server(),
+                host=_host(),
+                disk=_disk(self._data_dir),
+            )
+
+    def current(self) -> MetricsSample | None:
+        with self._lock:
+            packed = self._samples[-1] if self._samples else None
+        return None if packed is None else _unpack(packed)
+
+    def history(self, minutes: int, *, now: datetime | None = None) -> list[MetricsSample]:
+        """Samples of the last `minutes` still in the ring, oldest first."""
+        since = _micros((now or datetime.now(UTC)) - timedelta(minutes=minutes))
+        window: list[bytes] = []
+        with self._lock:
+            # The ring is in time order: walk back from the newest and stop at the first too
+            # old, so a short window over a large ring touches only what it returns.
+            for packed in reversed(self._samples):
+                if _TIMESTAMP.unpack_from(packed)[0] < since:
+                    break
+                window.append(packed)
+        window.reverse()
+        return [_unpack(packed) for packed in window]
+
+    def _capacity_for(self, retention_minutes: int) -> int:
+        wanted = ring_size(self._sizing_interval, retention_minutes)
+        if wanted <= self._max_samples:
+            return wanted
+        logger.warning(
+            "metrics_ring_capped",
+            wanted=wanted,
+            capacity=self._max_samples,
+            kept_minutes=self._max_samples * self._sizing_interval // 60,
+        )
+        return self._max_samples
+
+    def _game_server(self) -> ProcessSample | None:
+        pid = self._read_pid()
+        if pid is None:
+            self._game = None
+            return None
+        probe = self._game
+        # is_running() compares the create time too, so a recycled pid is not taken for ours.
+        if probe is None or probe.process.pid != pid or not probe.process.is_running():
+            try:
+                probe = _ProcessProbe(psutil.Process(pid))
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                self._game = None
+                return None
+            self._game = probe
+        try:
+            # A killed child that its parent has not reaped yet is a zombie: gone, not running.
+            if probe.process.status() == psutil.STATUS_ZOMBIE:
+                self._game = None
+                return None
+            return probe.sample()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            self._game = None
+            return None
+        except psutil.AccessDenied:
+            logger.warning("game_server_sample_denied", pid=pid)
+            return None
+
+    def _read_pid(self) -> int | None:
+        try:
+            text = self._pid_file.read_text(encoding="ascii", errors="replace").strip()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            logger.warning("server_pid_file_unreadable", path=str(self._pid_file), error=str(exc))
+            return None
+        if not text.isdigit() or int(text) <= 0:
+            return None
+        return int(text)
+
+
+# A stored sample is one bytes object: these fixed fields, then the disk path as UTF-8. The
+# timestamp (microseconds since the epoch, UTC) comes first so history() can read it alone.
+_TIMESTAMP = struct.Struct("<q")
+_PACKED = struct.Struct(
+    "<qB"  # timestamp, flags
+    "qddqq"  # api: pid, rss_mib, cpu_percent, open_files, threads
+    "qddqq"  # game server, the same
+    "ddd"  # host: memory used, total, percent
+    "ddd"  # host: load averages
+    "q"  # host: cpu_count
+    "qqq"  # disk: used, free, total
+)
+# Flag bits: which optional values are present; an absent one is packed as zero.
+_API_CPU, _API_FILES, _GAME, _GAME_CPU, _GAME_FILES, _LOAD, _CPU_COUNT, _DISK = (
+    1 << bit for bit in range(8)
+)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NO_PROCESS = (0, 0.0, 0.0, 0, 0)
+
+
+def _micros(moment: datetime) -> int:
+    # Naive timestamps are taken as UTC, the zone of every timestamp this service makes.
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def _pack(sample: MetricsSample) -> bytes:
+    api, game, host, disk = sample.api, sample.game_server, sample.host, sample.disk
+    optional = (  # in flag-bit order
+        api.cpu_percent,
+        api.open_files,
+        game,
+        None if game is None else game.cpu_percent,
+        None if game is None else game.open_files,
+        host.load_average,
+        host.cpu_count,
+        disk,
+    )
+    flags = sum(1 << bit for bit, value in enumerate(optional) if value is not None)
+    fields = _PACKED.pack(
+        _micros(sample.timestamp),
+        flags,
+        *_process_fields(api),
+        *(_NO_PROCESS if game is None else _process_fields(game)),
+        host.memory_used_mib,
+        host.memory_total_mib,
+        host.memory_percent,
+        *(host.load_average or (0.0, 0.0, 0.0)),
+        host.cpu_count or 0,
+        *((0, 0, 0) if disk is None else (disk.used_bytes, disk.free_bytes, disk.total_bytes)),
+    )
+    if disk is None:
+        return fields
+    # surrogatepass keeps a path with undecodable bytes (surrogate-escaped by pathlib) intact.
+    return fields + disk.path.encode("utf-8", "surrogatepass")
+
+
+def _process_fields(process: ProcessSample) -> tuple[int, float, float, int, int]:
+    return (
+        process.pid,
+        process.rss_mib,
+        process.cpu_percent or 0.0,
+        process.open_files or 0,
+        process.threads,
+    )
+
+
+def _unpack(packed: bytes) -> MetricsSample:
+    v = _PACKED.unpack_from(packed)
+    flags: int = v[1]
+    # One model_validate of plain data runs in pydantic-core: faster than model_construct,
+    # which is pure Python, and the values were validated on their way in anyway.
+    return MetricsSample.model_validate(
+        {
+            "timestamp": _EPOCH + v[0] * _MICROSECOND,
+            "api": _process_data(v[2:7], flags & _API_CPU, flags & _API_FILES),
+            "game_server": (
+                _process_data(v[7:12], flags & _GAME_CPU, flags & _GAME_FILES)
+                if flags & _GAME
+                else None
+            ),
+            "host": {
+                "memory_used_mib": v[12],
+                "memory_total_mib": v[13],
+                "memory_percent": v[14],
+                "load_average": v[15:18] if flags & _LOAD else None,
+                "cpu_count": v[18] if flags & _CPU_COUNT else None,
+            },
+            "disk": (
+                {
+                    "path": packed[_PACKED.size :].decode("utf-8", "surrogatepass"),
+                    "used_bytes": v[19],
+                    "free_bytes": v[20],
+                    "total_bytes": v[21],
+                }
+                if flags & _DISK
+                else None
+            ),
+        }
+    )
+
+
+def _process_data(fields: tuple[Any, ...], has_cpu: int, has_files: int) -> dict[str, Any]:
+    pid, rss_mib, cpu_percent, open_files, threads = fields
+    return {
+        "pid": pid,
+        "rss_mib": rss_mib,
+        "cpu_percent": cpu_percent if has_cpu else None,
+        "open_files": open_files if has_files else None,
+        "threads": threads,
+    }
+
+
+def _host() -> HostSample:
+    memory = psutil.virtual_memory()
+    try:
+        load = psutil.getloadavg()
+        load_average: tuple[float, float, float] | None = (
+            round(load[0], 2),
+            round(load[1], 2),
+            round(load[2], 2),
+        )
+    except (AttributeError, OSError):
+        load_average = None
+    return HostSample(
+        memory_used_mib=round((memory.total - memory.available) / MIB, 1),
+        memory_total_mib=round(memory.total / MIB, 1),
+        memory_percent=memory.percent,
+        load_average=load_average,
+        cpu_count=psutil.cpu_count(),
+    )
+
+
+def _disk(path: Path) -> DiskSample | None:
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError:
+        return None
+    return DiskSample(
+        path=str(path.resolve()),
+        used_bytes=usage.used,
+        free_bytes=usage.free,
+        total_bytes=usage.total,
+    )
+
+
+def build_metrics(
+    data_dir: Path,
+    scheduler: SchedulerLike | None,
+    *,
+    interval_seconds: int,
+    retention_minutes: int,
+) -> tuple[MetricsService, PrometheusMetrics]:
+    """The sampler and the Prometheus registry of one app, watching `scheduler` when given."""
+    metrics = MetricsService(
+        data_dir, interval_seconds=interval_seconds, retention_minutes=retention_minutes
+    )
+    prometheus = PrometheusMetrics()
+    if scheduler is not None:
+        prometheus.watch_scheduler(scheduler)
+    return metrics, prometheus

@@ -1,1 +1,0 @@
-"""ASGI middleware: request ids and access logging."""

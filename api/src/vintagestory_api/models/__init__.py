@@ -1,1 +1,0 @@
-"""Pydantic schemas of everything the API sends and receives."""

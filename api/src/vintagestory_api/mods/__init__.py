@@ -1,0 +1,1 @@
+"""Installed mods and their updates in the mod database."""

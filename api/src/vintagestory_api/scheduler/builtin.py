@@ -1,0 +1,130 @@
+"""The built-in jobs, the settings that drive them, and keeping the scheduler in step with both."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from vintagestory_api.api_settings.schemas import ApiSettings
+from vintagestory_api.api_settings.service import ApiSettingsService
+
+from .control import JobScheduler
+from .specs import JobFunc
+from .state import JobStateStore
+
+logger = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class BuiltinJob:
+    """A job the API runs on its own, declared in its domain's `jobs.py`.
+
+    Its interval is an operator setting (0 = not registered), so `PATCH /config/api` and
+    `PATCH /jobs/{id}` change the same value.
+    """
+
+    id: str  # equal to the job function's name
+    func: JobFunc
+    setting: str  # the ApiSettings field holding the interval in seconds
+    name: str
+    description: str
+    # The services the job uses, bound at registration.
+    args: tuple[Any, ...] = ()
+    run_immediately: bool = False
+
+
+def builtin_job_settings(table: Sequence[BuiltinJob]) -> dict[str, str]:
+    """Job id -> interval setting, for `JobControl`."""
+    return {job.id: job.setting for job in table}
+
+
+class BuiltinJobManager:
+    """Registers the built-in jobs and re-applies settings changes to the running scheduler."""
+
+    def __init__(
+        self,
+        scheduler: JobScheduler,
+        settings: ApiSettingsService,
+        job_state: JobStateStore,
+        jobs: Sequence[BuiltinJob],
+    ) -> None:
+        self._scheduler = scheduler
+        self._settings = settings
+        self._job_state = job_state
+        self._table = tuple(jobs)
+        known = set(ApiSettings.model_fields)
+        for job in self._table:
+            if job.setting not in known:
+                raise ValueError(f"built-in job '{job.id}': unknown setting '{job.setting}'")
+
+    def register_all(self) -> None:
+        """At startup: apply the settings, register each enabled job, paused if it was."""
+        current = self._settings.settings
+        self._scheduler.set_history_size(current.job_history_size)
+        self._scheduler.set_default_timeout(current.default_job_timeout_seconds)
+        for job in self._table:
+            seconds: int = getattr(current, job.setting)
+            if seconds == 0:
+                logger.info("builtin_job_disabled", job_id=job.id, setting=job.setting)
+                continue
+            self._register(job, seconds)
+
+    def _register(self, job: BuiltinJob, seconds: int) -> None:
+        paused = self._job_state.is_paused(job.id)
+        self._scheduler.add_interval_job(
+            job.func,
+            seconds,
+            job.id,
+            name=job.name,
+            description=job.description,
+            args=job.args,
+            # None: the job follows default_job_timeout_seconds, also when that changes.
+            timeout_seconds=None,
+            paused=paused,
+            # A paused job stays quiet until resumed, even one that normally runs at startup.
+            run_immediately=job.run_immediately and not paused,
+        )
+        logger.info(
+            "builtin_job_registered", job_id=job.id, interval_seconds=seconds, paused=paused
+        )
+
+    async def apply(self, old: ApiSettings, new: ApiSettings) -> None:
+        """Settings listener: bring the scheduler in line with `new`."""
+        if old.job_history_size != new.job_history_size:
+            self._scheduler.set_history_size(new.job_history_size)
+        if old.default_job_timeout_seconds != new.default_job_timeout_seconds:
+            self._scheduler.set_default_timeout(new.default_job_timeout_seconds)
+        for job in self._table:
+            try:
+                self._apply_interval(job, getattr(old, job.setting), getattr(new, job.setting))
+            except Exception:
+                # One job failing to follow must not keep the others from following.
+                logger.exception("builtin_job_apply_failed", job_id=job.id, setting=job.setting)
+
+    def _apply_interval(self, job: BuiltinJob, old: int, new: int) -> None:
+        registered = self._scheduler.has_job(job.id)
+        if new == 0:
+            if registered:
+                self._scheduler.remove_job(job.id)
+                logger.info("builtin_job_disabled", job_id=job.id, setting=job.setting)
+        elif not registered:
+            self._register(job, new)
+        elif new != old:
+            self._scheduler.reschedule(job.id, interval_seconds=new)
+            logger.info("builtin_job_rescheduled", job_id=job.id, old=old, new=new)
+
+
+def register_builtin_jobs(
+    scheduler: JobScheduler,
+    settings: ApiSettingsService,
+    job_state: JobStateStore,
+    jobs: Sequence[BuiltinJob],
+) -> BuiltinJobManager:
+    """Register the built-in jobs now and keep them following the settings from now on."""
+    manager = BuiltinJobManager(scheduler, settings, job_state, jobs)
+    manager.register_all()
+    settings.add_listener(manager.apply)
+    return manager

@@ -1,0 +1,190 @@
+"""Admin changes to jobs that must survive a restart, routed to the one place that keeps them.
+
+The scheduler keeps jobs in memory only. A built-in job's interval lives in the API settings (so
+`PATCH /jobs/{id}` and `PATCH /config/api` change the same value), and every job's pause flag
+lives in the job state file; both are re-applied when the jobs are registered at startup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from vintagestory_api.api_settings.errors import ApiSettingInvalid
+from vintagestory_api.api_settings.service import ApiSettingsService
+from vintagestory_api.auth.keys import Role
+from vintagestory_api.errors import StateWriteFailed
+
+from .errors import InvalidSchedule, JobNotFound
+from .schemas import JobInfo
+from .specs import JobFunc
+from .state import JobStateStore
+
+logger = structlog.get_logger()
+
+
+class JobScheduler(Protocol):
+    """The part of `SchedulerService` that job control and the built-in jobs use.
+
+    A protocol so that both can be tested with a small fake as well as the real scheduler.
+    """
+
+    def add_interval_job(
+        self,
+        func: JobFunc,
+        seconds: int,
+        job_id: str,
+        *,
+        name: str,
+        description: str | None,
+        args: tuple[Any, ...],
+        timeout_seconds: float | None,
+        paused: bool,
+        run_immediately: bool,
+    ) -> JobInfo: ...
+
+    def remove_job(self, job_id: str) -> None: ...
+
+    def has_job(self, job_id: str) -> bool: ...
+
+    def get_job(self, job_id: str) -> JobInfo: ...
+
+    def reschedule(
+        self,
+        job_id: str,
+        *,
+        interval_seconds: int | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+    ) -> JobInfo: ...
+
+    def pause_job(self, job_id: str) -> JobInfo: ...
+
+    def resume_job(self, job_id: str) -> JobInfo: ...
+
+    def set_history_size(self, size: int) -> None: ...
+
+    def set_default_timeout(self, seconds: float | None) -> None: ...
+
+
+def _schedule_text(info: JobInfo) -> str:
+    if info.interval_seconds is not None:
+        return f"every {info.interval_seconds} s"
+    return f"cron {info.cron} ({info.timezone})"
+
+
+class JobControl:
+    """What the jobs router calls for changes an admin expects to outlive a restart."""
+
+    def __init__(
+        self,
+        scheduler: JobScheduler,
+        settings: ApiSettingsService,
+        job_state: JobStateStore,
+        builtin_settings: Mapping[str, str],
+    ) -> None:
+        self._scheduler = scheduler
+        self._settings = settings
+        self._job_state = job_state
+        # job id -> the ApiSettings field holding its interval.
+        self._builtin_settings = dict(builtin_settings)
+        # Keeps the pause flag on disk and in the scheduler changing together.
+        self._lock = asyncio.Lock()
+
+    def builtin_setting(self, job_id: str) -> str | None:
+        return self._builtin_settings.get(job_id)
+
+    def _existing(self, job_id: str) -> JobInfo:
+        if not self._scheduler.has_job(job_id):
+            raise JobNotFound(job_id)
+        return self._scheduler.get_job(job_id)
+
+    async def reschedule(
+        self,
+        job_id: str,
+        *,
+        interval_seconds: int | None = None,
+        cron: str | None = None,
+        timezone: str | None = None,
+        role: Role,
+    ) -> JobInfo:
+        before = self._existing(job_id)
+        setting = self.builtin_setting(job_id)
+        if setting is None:
+            info = self._scheduler.reschedule(
+                job_id, interval_seconds=interval_seconds, cron=cron, timezone=timezone
+            )
+            logger.info(
+                "job_rescheduled",
+                job_id=job_id,
+                role=str(role),
+                old=_schedule_text(before),
+                new=_schedule_text(info),
+            )
+            return info
+        if cron is not None or interval_seconds is None:
+            raise InvalidSchedule(
+                "cron",
+                f"built-in job '{job_id}' is interval-scheduled; set interval_seconds "
+                f"(or the setting {setting})",
+            )
+        if interval_seconds <= 0:
+            raise InvalidSchedule(
+                "interval_seconds",
+                f"must be a positive number of seconds; to disable '{job_id}', DELETE it or set "
+                f"{setting} to 0",
+            )
+        try:
+            await self._settings.patch({setting: interval_seconds}, role=role)
+        except ApiSettingInvalid as exc:
+            reason = exc.message.removeprefix(f"{setting}: ")
+            raise InvalidSchedule(
+                "interval_seconds", f"{reason} (built-in job, setting {setting})"
+            ) from exc
+        return self._scheduler.get_job(job_id)
+
+    async def delete(self, job_id: str, *, role: Role) -> None:
+        before = self._existing(job_id)
+        setting = self.builtin_setting(job_id)
+        if setting is not None:
+            # Disabling a built-in job is its interval setting going to 0, so it stays disabled
+            # after a restart; the settings listener removes it from the scheduler.
+            await self._settings.patch({setting: 0}, role=role)
+            return
+        self._scheduler.remove_job(job_id)
+        logger.info("job_deleted", job_id=job_id, role=str(role), old=_schedule_text(before))
+
+    async def pause(self, job_id: str, *, role: Role) -> JobInfo:
+        return await self._set_paused(job_id, True, role)
+
+    async def resume(self, job_id: str, *, role: Role) -> JobInfo:
+        return await self._set_paused(job_id, False, role)
+
+    async def _set_paused(self, job_id: str, paused: bool, role: Role) -> JobInfo:
+        async with self._lock:
+            before = self._existing(job_id)
+            apply, undo = (
+                (self._scheduler.pause_job, self._scheduler.resume_job)
+                if paused
+                else (self._scheduler.resume_job, self._scheduler.pause_job)
+            )
+            # The scheduler first: a resume it refuses (no future fire time) changes nothing.
+            info = apply(job_id)
+            try:
+                await self._job_state.set_paused(job_id, paused)
+            except StateWriteFailed:
+                if before.paused != paused:
+                    undo(job_id)
+                raise
+            if before.paused != paused:
+                logger.info(
+                    "job_paused" if paused else "job_resumed",
+                    job_id=job_id,
+                    role=str(role),
+                    old={"paused": before.paused},
+                    new={"paused": paused},
+                )
+            return info

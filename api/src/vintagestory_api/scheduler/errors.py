@@ -1,0 +1,60 @@
+"""Errors of the job engine: unknown jobs, conflicting runs, schedules that cannot be used."""
+
+from __future__ import annotations
+
+from vintagestory_api.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+    ServiceUnavailable,
+    ValidationFailed,
+)
+
+
+class SchedulerError(ApiError):
+    """Base of the scheduler domain's errors; each also derives from its generic kind."""
+
+
+class JobNotFound(SchedulerError, NotFound):
+    code = "JOB_NOT_FOUND"
+    example = "job 'mod_cache_refresh' does not exist"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job '{job_id}' does not exist")
+        self.job_id = job_id
+
+
+class JobAlreadyRunning(SchedulerError, Conflict):
+    code = "JOB_ALREADY_RUNNING"
+    example = "job 'mod_cache_refresh' is already running"
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job '{job_id}' is already running")
+        self.job_id = job_id
+
+
+class JobNotResumable(SchedulerError, Conflict):
+    code = "JOB_NOT_RESUMABLE"
+    example = "job 'nightly' has no future fire time; give it a new schedule first"
+
+
+class JobAlreadyExists(SchedulerError, Conflict):
+    code = "JOB_ALREADY_EXISTS"
+    example = "job 'nightly' already exists"
+
+
+class InvalidSchedule(SchedulerError, ValidationFailed):
+    """A cron expression, interval or timezone that cannot be scheduled; names the field."""
+
+    code = "INVALID_SCHEDULE"
+    example = "cron: expected 5 fields (minute hour day month weekday), got 4"
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class SchedulerNotRunning(SchedulerError, ServiceUnavailable):
+    code = "SCHEDULER_NOT_RUNNING"
+    example = "the scheduler is not running"

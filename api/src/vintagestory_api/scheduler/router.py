@@ -1,0 +1,161 @@
+"""Jobs: see every job and its runs, run one now, pause, resume, reschedule, remove (admin);
+and schedule previews (admin, monitor)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Response, status
+
+from vintagestory_api.auth.deps import AdminDep, require_admin
+from vintagestory_api.auth.errors import Forbidden
+from vintagestory_api.errors import StateWriteFailed, ValidationFailed, error_responses
+from vintagestory_api.kit.envelope import ApiResponse, ok
+
+from .deps import JobControlDep, JobListBodyDep, SchedulerDep
+from .errors import (
+    InvalidSchedule,
+    JobAlreadyRunning,
+    JobNotFound,
+    JobNotResumable,
+    SchedulerNotRunning,
+)
+from .previews import preview_schedule
+from .schemas import (
+    JobDeleted,
+    JobDetail,
+    JobInfo,
+    JobList,
+    JobRun,
+    JobScheduleUpdate,
+    RunList,
+    TriggerPreview,
+    TriggerPreviewRequest,
+)
+
+router = APIRouter(
+    prefix="/jobs",
+    tags=["jobs"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(Forbidden),
+)
+triggers_router = APIRouter(prefix="/triggers", tags=["triggers"])
+
+JobId = Annotated[str, Path(description="The job's id", examples=["mod_cache_refresh"])]
+
+
+@router.get(
+    "",
+    summary="List every job with its schedule, state and last run",
+    response_model=ApiResponse[JobList],
+)
+async def list_jobs(scheduler: SchedulerDep, cache: JobListBodyDep) -> Response:
+    # The same bytes as returning ok(JobList(...)), serialized once per change of the jobs
+    # rather than once per request.
+    body = cache.body(
+        scheduler, scheduler.state_version, lambda: ok(JobList(jobs=scheduler.list_jobs()))
+    )
+    return Response(body, media_type="application/json")
+
+
+@router.get(
+    "/{job_id}",
+    summary="One job, with its next 5 fire times",
+    responses=error_responses(JobNotFound),
+)
+async def get_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobDetail]:
+    return ok(scheduler.get_job(job_id))
+
+
+@router.get(
+    "/{job_id}/runs",
+    summary="A job's recent runs, newest first",
+    responses=error_responses(JobNotFound, ValidationFailed),
+)
+async def list_runs(
+    job_id: JobId,
+    scheduler: SchedulerDep,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs")] = 50,
+) -> ApiResponse[RunList]:
+    return ok(RunList(job_id=job_id, runs=scheduler.get_runs(job_id, limit)))
+
+
+@router.post(
+    "/{job_id}/run",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Run a job now, without changing its schedule (a paused job stays paused)",
+    responses=error_responses(JobNotFound, JobAlreadyRunning, SchedulerNotRunning),
+)
+async def run_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobRun]:
+    return ok(scheduler.run_now(job_id))
+
+
+@router.post(
+    "/{job_id}/pause",
+    summary="Pause a job's schedule (idempotent; a run in flight goes on)",
+    responses=error_responses(JobNotFound, StateWriteFailed),
+)
+async def pause_job(job_id: JobId, control: JobControlDep, role: AdminDep) -> ApiResponse[JobInfo]:
+    # Through JobControl: the paused state is persisted and survives a restart.
+    return ok(await control.pause(job_id, role=role))
+
+
+@router.post(
+    "/{job_id}/resume",
+    summary="Resume a paused job (idempotent; 409 if it has no future fire time)",
+    responses=error_responses(JobNotFound, JobNotResumable, StateWriteFailed),
+)
+async def resume_job(job_id: JobId, control: JobControlDep, role: AdminDep) -> ApiResponse[JobInfo]:
+    return ok(await control.resume(job_id, role=role))
+
+
+@router.patch(
+    "/{job_id}",
+    summary="Give a job a new schedule: an interval, or a cron expression and timezone",
+    responses=error_responses(JobNotFound, InvalidSchedule, ValidationFailed, StateWriteFailed),
+)
+async def reschedule_job(
+    job_id: JobId, update: JobScheduleUpdate, control: JobControlDep, role: AdminDep
+) -> ApiResponse[JobInfo]:
+    # Only the validated schedule fields go on, never the request body itself. A built-in job's
+    # interval is its operator setting, so JobControl changes that setting (one source of truth).
+    info = await control.reschedule(
+        job_id,
+        interval_seconds=update.interval_seconds,
+        cron=update.cron,
+        timezone=update.timezone,
+        role=role,
+    )
+    return ok(info)
+
+
+@router.delete(
+    "/{job_id}",
+    summary="Remove a job (a run in flight finishes and stays in the history)",
+    responses=error_responses(JobNotFound, StateWriteFailed),
+)
+async def delete_job(
+    job_id: JobId, control: JobControlDep, role: AdminDep
+) -> ApiResponse[JobDeleted]:
+    # Removing a built-in job sets its interval setting to 0, so it stays gone after a restart.
+    await control.delete(job_id, role=role)
+    return ok(JobDeleted(id=job_id))
+
+
+@triggers_router.post(
+    "/preview",
+    summary="Preview a schedule: normalized form, description, next fire times, warnings",
+    responses=error_responses(InvalidSchedule, ValidationFailed),
+)
+async def preview_trigger(
+    request: TriggerPreviewRequest, scheduler: SchedulerDep
+) -> ApiResponse[TriggerPreview]:
+    preview = preview_schedule(
+        interval_seconds=request.interval_seconds,
+        cron=request.cron,
+        timezone=request.timezone,
+        count=request.count,
+        start=request.start,
+        default_tz=scheduler.default_timezone,
+    )
+    return ok(preview)

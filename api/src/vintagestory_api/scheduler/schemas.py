@@ -1,0 +1,177 @@
+"""Jobs, their runs and schedule previews, as the API shows them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+
+# Kept in sync with the bound in cron.validate_interval; only documented here, the service
+# enforces it so that a bad interval is INVALID_SCHEDULE like a bad cron.
+MAX_INTERVAL_SECONDS = 31 * 24 * 3600
+
+RunOutcome = Literal[
+    "running", "succeeded", "failed", "timed_out", "skipped", "missed", "cancelled"
+]
+RunTrigger = Literal["schedule", "manual"]
+TriggerType = Literal["interval", "cron", "date"]
+
+
+class SchedulerHealth(BaseModel):
+    status: Literal["running", "stopped"]
+    job_count: int = Field(ge=0)
+    running_jobs: int = Field(default=0, ge=0)
+
+
+class RunError(BaseModel):
+    type: str = Field(description="Exception class name", examples=["TimeoutError"])
+    message: str = Field(description="Exception text, truncated")
+
+
+class JobRun(BaseModel):
+    run_id: str
+    job_id: str
+    trigger: RunTrigger = Field(description="schedule: fired by its trigger; manual: run-now")
+    outcome: RunOutcome
+    scheduled_for: datetime | None = Field(
+        default=None, description="When the trigger wanted it to run; null for manual runs"
+    )
+    started_at: datetime | None = Field(
+        default=None, description="null when the run never started (skipped, missed)"
+    )
+    finished_at: datetime | None = None
+    duration_ms: int | None = Field(default=None, ge=0)
+    lateness_ms: int | None = Field(
+        default=None, description="started_at (or the time of a skip/miss) minus scheduled_for"
+    )
+    reason: str | None = Field(default=None, description="Why it was skipped, missed or stopped")
+    error: RunError | None = None
+    result: dict[str, Any] | None = Field(
+        default=None, description="The small JSON summary the job returned, size-capped"
+    )
+
+
+class RunCounts(BaseModel):
+    """Finished runs of one job per outcome since the API started."""
+
+    # Frozen: the run history builds one per change of a job's counts and hands the same
+    # object to every reader until the next change.
+    model_config = ConfigDict(frozen=True)
+
+    succeeded: int = 0
+    failed: int = 0
+    timed_out: int = 0
+    skipped: int = 0
+    missed: int = 0
+    cancelled: int = 0
+
+
+class JobInfo(BaseModel):
+    id: str
+    name: str
+    description: str | None = None
+    trigger_type: TriggerType
+    trigger_details: str = Field(examples=["every 4 hours"])
+    interval_seconds: int | None = None
+    cron: str | None = Field(default=None, description="Normalized 5-field crontab")
+    timezone: str = Field(description="IANA timezone the schedule is read in")
+    next_run_time: datetime | None = Field(description="null while paused")
+    paused: bool
+    running: bool
+    timeout_seconds: float | None = Field(
+        description="Effective timeout of the next run; null means none"
+    )
+    last_run: JobRun | None = None
+    counts: RunCounts
+
+
+class JobDetail(JobInfo):
+    next_run_times: list[datetime] = Field(description="The next 5 fire times; empty when paused")
+
+
+class JobList(BaseModel):
+    jobs: list[JobInfo]
+
+
+class RunList(BaseModel):
+    job_id: str
+    runs: list[JobRun] = Field(description="Newest first")
+
+
+class JobDeleted(BaseModel):
+    id: str
+    deleted: Literal[True] = True
+
+
+# The rules of `_exactly_one_schedule`, said in the schema too so that clients and contract
+# fuzzing see them: a non-null interval (and no timezone), or a non-null cron.
+_ONE_SCHEDULE: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["interval_seconds"],
+            "properties": {
+                "interval_seconds": {"type": "integer"},
+                "cron": {"type": "null"},
+                "timezone": {"type": "null"},
+            },
+        },
+        {
+            "required": ["cron"],
+            "properties": {"cron": {"type": "string"}, "interval_seconds": {"type": "null"}},
+        },
+    ]
+}
+
+
+class _ScheduleFields(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_ONE_SCHEDULE)
+
+    interval_seconds: StrictInt | None = Field(
+        default=None,
+        description="Seconds between runs",
+        json_schema_extra={"minimum": 1, "maximum": MAX_INTERVAL_SECONDS},
+    )
+    cron: str | None = Field(
+        default=None,
+        description="5-field crontab (minute hour day month weekday); 0 and 7 are Sunday",
+        examples=["0 4 * * sun"],
+    )
+    timezone: str | None = Field(
+        default=None, description="IANA timezone for cron; default VS_TIMEZONE or the host's"
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one_schedule(self) -> Self:
+        if (self.interval_seconds is None) == (self.cron is None):
+            raise ValueError("give exactly one of interval_seconds or cron")
+        if self.timezone is not None and self.cron is None:
+            raise ValueError("timezone only applies to cron")
+        return self
+
+
+class JobScheduleUpdate(_ScheduleFields):
+    """A new schedule: `{"interval_seconds": N}` or `{"cron": "...", "timezone": "..."}`."""
+
+
+class TriggerPreviewRequest(_ScheduleFields):
+    count: int = Field(default=5, ge=1, le=50, description="How many fire times to list")
+    start: datetime | None = Field(
+        default=None,
+        description="List fire times after this moment (ISO 8601; without an offset it is read "
+        "in the schedule's timezone); default now",
+    )
+
+
+class ScheduleWarningInfo(BaseModel):
+    code: str = Field(examples=["dst_skipped"])
+    message: str
+
+
+class TriggerPreview(BaseModel):
+    trigger_type: Literal["interval", "cron"]
+    normalized: str = Field(examples=["0 4 * * sun"])
+    description: str = Field(examples=["At 04:00 AM, only on Sunday (Europe/Berlin)"])
+    timezone: str
+    next_run_times: list[datetime]
+    warnings: list[ScheduleWarningInfo]

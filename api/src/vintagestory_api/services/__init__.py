@@ -1,1 +1,0 @@
-"""Plain service classes; collaborators are passed to their constructors."""

@@ -1,0 +1,1 @@
+"""Game versions published for download, and whether the installed server is behind."""

@@ -1,0 +1,1 @@
+"""Shared test helpers: fakes, stub servers, settings and process runners."""
