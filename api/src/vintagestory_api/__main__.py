@@ -46,7 +46,9 @@ def main(app_factory: str = APP_FACTORY) -> int:
     except ValidationError as exc:
         print(settings_error_message(exc), file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    # Readable in a terminal, JSON for log shippers and service managers.
+    log_format = settings.log_format or ("console" if sys.stdout.isatty() else "json")
+    configure_logging(settings.log_level, log_format)
     config = uvicorn.Config(
         app_factory,
         factory=True,

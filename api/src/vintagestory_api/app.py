@@ -20,7 +20,12 @@ from vintagestory_api.auth.errors import Unauthorized
 from vintagestory_api.auth.keys import load_api_keys
 from vintagestory_api.auth.middleware import ApiKeyMiddleware
 from vintagestory_api.config import Settings
-from vintagestory_api.errors import error_responses, install_error_handlers
+from vintagestory_api.errors import (
+    ValidationFailed,
+    error_responses,
+    install_error_handlers,
+    keep_legacy_error_schemas,
+)
 from vintagestory_api.health import router as health_router
 from vintagestory_api.health.disk import DiskProbe
 from vintagestory_api.kit.envelope import ApiResponse, JsonBodyCache
@@ -171,12 +176,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # scheduler object as well, so a lifespan run again never sees the last one's jobs).
     app.state.job_list_body = JsonBodyCache(ApiResponse[JobList])
     install_error_handlers(app)
+    keep_legacy_error_schemas(app)
 
     # Every route under the versioned prefix needs a key; admin-only routes add AdminDep.
     api = APIRouter(
         prefix=API_PREFIX,
         dependencies=[Depends(get_role), Depends(reject_unknown_query_params)],
-        responses=error_responses(Unauthorized),
+        # Any route under the prefix can answer 422 (an unknown query parameter, at least).
+        responses=error_responses(Unauthorized, ValidationFailed),
     )
     api.include_router(auth_router.router)
     api.include_router(scheduler_router.router)

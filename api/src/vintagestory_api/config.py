@@ -27,8 +27,10 @@ class Settings(BaseSettings):
         default=None, description="Read-only key; the monitor role is off when unset"
     )
     log_level: LogLevel = Field(default="INFO", description="Minimum level logged")
-    log_format: Literal["json", "console"] = Field(
-        default="json", description="json: one JSON object per line; console: human-readable"
+    log_format: Literal["json", "console"] | None = Field(
+        default=None,
+        description="json: one JSON object per line; console: human-readable; default: console "
+        "when stdout is a terminal, json otherwise",
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -88,7 +90,9 @@ class Settings(BaseSettings):
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower_format(cls, value: object) -> object:
-        return value.lower() if isinstance(value, str) else value
+        if isinstance(value, str):
+            return value.strip().lower() or None
+        return value
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ logger = structlog.get_logger()
 
 
 class ErrorDetail(BaseModel):
-    code: str = Field(description="Stable UPPER_SNAKE error code", examples=["JOB_NOT_FOUND"])
+    code: str = Field(description="Stable UPPER_SNAKE error code")
     message: str = Field(description="Human-readable reason, naming the field when relevant")
 
 
@@ -70,6 +70,11 @@ class StateWriteFailed(ApiError):
     status_code = 500
     code = "STATE_WRITE_FAILED"
     example = "settings could not be saved: [Errno 28] No space left on device"
+
+
+class ExpectedFailure(Exception):
+    """A job failure the operator expects to happen at times (an upstream API unreachable):
+    recorded as a failed run like any other, but logged as one warning line, no traceback."""
 
 
 _HTTP_CODES: dict[int, str] = {
@@ -126,6 +131,47 @@ def error_responses(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
             "content": {"application/json": {"examples": examples}},
         }
     return responses
+
+
+# FastAPI documents a `{"detail": [...]}` 422 body (HTTPValidationError) for every operation
+# that does not declare its own 422; ours all do, since every error is the envelope. The two
+# schema names stay in the document so clients generated from earlier versions still compile.
+_LEGACY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "ValidationError": {
+        "title": "ValidationError",
+        "type": "object",
+        "description": "Not sent by this API; kept for generated clients. See ErrorResponse.",
+        "properties": {
+            "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}},
+            "msg": {"type": "string"},
+            "type": {"type": "string"},
+        },
+        "required": ["loc", "msg", "type"],
+    },
+    "HTTPValidationError": {
+        "title": "HTTPValidationError",
+        "type": "object",
+        "description": "Not sent by this API; kept for generated clients. Invalid input is "
+        "answered 422 with an ErrorResponse whose code is VALIDATION_ERROR or more specific.",
+        "properties": {
+            "detail": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationError"}}
+        },
+    },
+}
+
+
+def keep_legacy_error_schemas(app: FastAPI) -> None:
+    """Make `app.openapi()` keep the two schema names FastAPI would have added."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, definition in _LEGACY_SCHEMAS.items():
+            schemas.setdefault(name, definition)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override
 
 
 # What FastAPI raises (as HTTPException 400) for a body it cannot read, e.g. invalid UTF-8.

@@ -234,6 +234,8 @@ async def test_before_any_check_everything_is_null(vs_settings: Settings) -> Non
         "installed": None,
         "update_available": False,
         "checked_at": None,
+        "status": "never_checked",
+        "last_check": None,
     }
     assert listing["versions"] == []
     assert listing["last_check"] is None

@@ -45,7 +45,22 @@ async def get_api_settings(settings: ApiSettingsDep) -> ApiResponse[ApiSettingsV
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": patch_schema()}},
+            "content": {
+                "application/json": {
+                    "schema": patch_schema(),
+                    # Shown in /docs "Try it out": valid, and harmless to send.
+                    "examples": {
+                        "metrics": {
+                            "summary": "Sample metrics every 30 seconds",
+                            "value": {"metrics_collection_interval": 30},
+                        },
+                        "history": {
+                            "summary": "Keep 100 runs per job",
+                            "value": {"job_history_size": 100},
+                        },
+                    },
+                }
+            },
         }
     },
 )

@@ -29,5 +29,7 @@ def builtin_jobs(metrics: MetricsService) -> list[BuiltinJob]:
             # An admin opening /metrics/current right after startup should see data, not null
             # for a whole interval.
             run_immediately=True,
+            # Every 10 s: two info lines per sample would be most of the log at idle.
+            quiet=True,
         )
     ]

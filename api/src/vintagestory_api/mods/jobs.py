@@ -23,5 +23,8 @@ def builtin_jobs(mods: ModsService) -> list[BuiltinJob]:
             setting="mod_list_refresh_interval",
             name="Mod update check",
             description="Lists the installed mods and looks each one up in the mod database",
+            # Mod data should be there right after startup, not hours later.
+            run_immediately=True,
+            last_run_at=mods.last_checked_at,
         )
     ]

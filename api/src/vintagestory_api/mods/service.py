@@ -13,6 +13,7 @@ import httpx
 import structlog
 
 from vintagestory_api.config import Settings
+from vintagestory_api.errors import ExpectedFailure
 from vintagestory_api.kit.http import (
     FetchPolicy,
     JsonFetcher,
@@ -35,7 +36,7 @@ logger = structlog.get_logger()
 CACHE_FILE = "mod-cache.json"
 
 
-class ModRefreshFailed(Exception):
+class ModRefreshFailed(ExpectedFailure):
     """No lookup got an answer from the mod database; the message says why."""
 
 
@@ -108,6 +109,11 @@ class ModsService:
         self._cache_path = data_dir / "state" / CACHE_FILE
         loaded = load_state(self._cache_path, ModCache.model_validate, event="mod_cache_corrupt")
         self._cache = loaded.value if loaded.value is not None else ModCache()
+
+    def last_checked_at(self) -> datetime | None:
+        """When the mod database was last asked (from the cache, so also after a restart)."""
+        check = self._cache.last_check
+        return check.checked_at if check is not None else None
 
     def mod_url(self, modid: str) -> str:
         return f"{self._api_url}/mod/{quote(modid, safe='')}"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -33,7 +34,17 @@ class BuiltinJob:
     description: str
     # The services the job uses, bound at registration.
     args: tuple[Any, ...] = ()
+    # Run once at startup (and when turned back on), unless it last ran within
+    # STARTUP_RUN_SPACING: a crash loop must not hammer the public Vintage Story APIs.
     run_immediately: bool = False
+    # When the job last did its work (e.g. its cache's last check), for that spacing.
+    last_run_at: Callable[[], datetime | None] | None = None
+    # A frequent routine job: successful runs are logged at debug, not info.
+    quiet: bool = False
+
+
+# The shortest time between two startup runs of a job that runs at startup.
+STARTUP_RUN_SPACING = timedelta(minutes=10)
 
 
 def builtin_job_settings(table: Sequence[BuiltinJob]) -> dict[str, str]:
@@ -74,6 +85,8 @@ class BuiltinJobManager:
 
     def _register(self, job: BuiltinJob, seconds: int) -> None:
         paused = self._job_state.is_paused(job.id)
+        # A paused job stays quiet until resumed, even one that normally runs at startup.
+        first = _first_run(job) if job.run_immediately and not paused else None
         self._scheduler.add_interval_job(
             job.func,
             seconds,
@@ -84,8 +97,8 @@ class BuiltinJobManager:
             # None: the job follows default_job_timeout_seconds, also when that changes.
             timeout_seconds=None,
             paused=paused,
-            # A paused job stays quiet until resumed, even one that normally runs at startup.
-            run_immediately=job.run_immediately and not paused,
+            first_run_at=first,
+            quiet=job.quiet,
         )
         logger.info(
             "builtin_job_registered", job_id=job.id, interval_seconds=seconds, paused=paused
@@ -115,6 +128,16 @@ class BuiltinJobManager:
         elif new != old:
             self._scheduler.reschedule(job.id, interval_seconds=new)
             logger.info("builtin_job_rescheduled", job_id=job.id, old=old, new=new)
+
+
+def _first_run(job: BuiltinJob) -> datetime:
+    now = datetime.now(UTC)
+    last = job.last_run_at() if job.last_run_at is not None else None
+    if last is not None and now - last < STARTUP_RUN_SPACING:
+        spaced = last + STARTUP_RUN_SPACING
+        logger.info("builtin_job_startup_run_spaced", job_id=job.id, first_run=spaced.isoformat())
+        return spaced
+    return now
 
 
 def register_builtin_jobs(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Protocol
 
 import structlog
@@ -43,7 +44,8 @@ class JobScheduler(Protocol):
         args: tuple[Any, ...],
         timeout_seconds: float | None,
         paused: bool,
-        run_immediately: bool,
+        first_run_at: datetime | None,
+        quiet: bool,
     ) -> JobInfo: ...
 
     def remove_job(self, job_id: str) -> None: ...
@@ -99,6 +101,14 @@ class JobControl:
 
     def _existing(self, job_id: str) -> JobInfo:
         if not self._scheduler.has_job(job_id):
+            setting = self.builtin_setting(job_id)
+            if setting is not None:
+                # A built-in job that was deleted (its setting is 0): say how to bring it back.
+                raise JobNotFound(
+                    job_id,
+                    f"built-in job '{job_id}' is turned off ({setting} is 0); turn it back on "
+                    f'with PATCH /config/api {{"{setting}": <seconds>}}',
+                )
             raise JobNotFound(job_id)
         return self._scheduler.get_job(job_id)
 
@@ -134,8 +144,8 @@ class JobControl:
         if interval_seconds <= 0:
             raise InvalidSchedule(
                 "interval_seconds",
-                f"must be a positive number of seconds; to disable '{job_id}', DELETE it or set "
-                f"{setting} to 0",
+                f"must be at least 1 second; to turn '{job_id}' off, DELETE /jobs/{job_id} (the "
+                f"same as setting {setting} to 0 in PATCH /config/api)",
             )
         try:
             await self._settings.patch({setting: interval_seconds}, role=role)

@@ -72,6 +72,7 @@ class Dispatcher:
                 trigger="schedule",
                 scheduled_for=scheduled_for,
                 timeout=self._jobs.timeout_for(spec),
+                quiet=spec.quiet,
             )
         finally:
             self._fire_tasks.discard(task)

@@ -19,8 +19,8 @@ class JobNotFound(SchedulerError, NotFound):
     code = "JOB_NOT_FOUND"
     example = "job 'mod_cache_refresh' does not exist"
 
-    def __init__(self, job_id: str) -> None:
-        super().__init__(f"job '{job_id}' does not exist")
+    def __init__(self, job_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"job '{job_id}' does not exist")
         self.job_id = job_id
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import datetime, tzinfo
 
 from .cron import timezone_name
-from .schemas import ScheduleWarningInfo, TriggerPreview
+from .errors import InvalidSchedule
+from .schemas import PREVIEW_START_MAX, PREVIEW_START_MIN, ScheduleWarningInfo, TriggerPreview
 from .specs import local_time, parse_schedule
 from .triggers import fire_times
 from .warnings import schedule_warnings
@@ -27,6 +28,10 @@ def preview_schedule(
     tz = schedule.tz
     begin = datetime.now(tz) if start is None else start
     begin = begin.replace(tzinfo=tz) if begin.tzinfo is None else begin.astimezone(tz)
+    if not PREVIEW_START_MIN <= begin <= PREVIEW_START_MAX:
+        raise InvalidSchedule(
+            "start", "must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z"
+        )
     # Warnings look at the fire times as the trigger produced them: a local time that DST
     # skips is still recognisable there, before it is normalized for display.
     times = fire_times(schedule, begin, count)

@@ -3,9 +3,11 @@ and schedule previews (admin, monitor)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
+from fastapi.openapi.models import Example
 
 from vintagestory_api.auth.deps import AdminDep, require_admin
 from vintagestory_api.auth.errors import Forbidden
@@ -42,6 +44,31 @@ router = APIRouter(
 triggers_router = APIRouter(prefix="/triggers", tags=["triggers"])
 
 JobId = Annotated[str, Path(description="The job's id", examples=["mod_cache_refresh"])]
+
+# "Try it out" bodies in /docs: valid, and harmless to send.
+SCHEDULE_EXAMPLES: dict[str, Example] = {
+    "interval": {
+        # Valid for the pre-filled job id (mod_cache_refresh): 6 hours instead of 4.
+        "summary": "Check for mod updates every 6 hours",
+        "value": {"interval_seconds": 21600},
+    },
+}
+PREVIEW_EXAMPLES: dict[str, Example] = {
+    "cron": {
+        "summary": "Sundays at 04:00 in Berlin",
+        "value": {"cron": "0 4 * * sun", "timezone": "Europe/Berlin", "count": 5},
+    },
+    "dst": {
+        "summary": "A daily 02:30 run across the spring DST change",
+        "value": {
+            "cron": "30 2 * * *",
+            "timezone": "Europe/Berlin",
+            "start": "2026-03-27T12:00:00",
+            "count": 4,
+        },
+    },
+    "interval": {"summary": "Every 4 hours", "value": {"interval_seconds": 14400}},
+}
 
 
 @router.get(
@@ -115,7 +142,10 @@ async def resume_job(job_id: JobId, control: JobControlDep, role: AdminDep) -> A
     responses=error_responses(JobNotFound, InvalidSchedule, ValidationFailed, StateWriteFailed),
 )
 async def reschedule_job(
-    job_id: JobId, update: JobScheduleUpdate, control: JobControlDep, role: AdminDep
+    job_id: JobId,
+    update: Annotated[JobScheduleUpdate, Body(openapi_examples=SCHEDULE_EXAMPLES)],
+    control: JobControlDep,
+    role: AdminDep,
 ) -> ApiResponse[JobInfo]:
     # Only the validated schedule fields go on, never the request body itself. A built-in job's
     # interval is its operator setting, so JobControl changes that setting (one source of truth).
@@ -148,14 +178,19 @@ async def delete_job(
     responses=error_responses(InvalidSchedule, ValidationFailed),
 )
 async def preview_trigger(
-    request: TriggerPreviewRequest, scheduler: SchedulerDep
+    request: Annotated[TriggerPreviewRequest, Body(openapi_examples=PREVIEW_EXAMPLES)],
+    scheduler: SchedulerDep,
 ) -> ApiResponse[TriggerPreview]:
-    preview = preview_schedule(
-        interval_seconds=request.interval_seconds,
-        cron=request.cron,
-        timezone=request.timezone,
-        count=request.count,
-        start=request.start,
-        default_tz=scheduler.default_timezone,
-    )
+    # Off the event loop, a couple at a time: a long preview (200 years of 29 Februaries) then
+    # costs its caller milliseconds, never every other request.
+    async with scheduler.preview_slot:
+        preview = await asyncio.to_thread(
+            preview_schedule,
+            interval_seconds=request.interval_seconds,
+            cron=request.cron,
+            timezone=request.timezone,
+            count=request.count,
+            start=request.start,
+            default_tz=scheduler.default_timezone,
+        )
     return ok(preview)

@@ -10,6 +10,8 @@ from typing import Any
 
 import structlog
 
+from vintagestory_api.errors import ExpectedFailure
+
 from .errors import JobAlreadyRunning
 from .runs import (
     RunHistory,
@@ -34,6 +36,7 @@ class _Active:
     run: JobRun
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
+    quiet: bool = False
 
 
 class JobRunner:
@@ -70,9 +73,11 @@ class JobRunner:
         trigger: RunTrigger,
         scheduled_for: datetime | None,
         timeout: float | None,
+        quiet: bool = False,
     ) -> tuple[JobRun, asyncio.Task[None]]:
         """Start a run now in a task of its own; raises JobAlreadyRunning if one is in flight."""
         active = self._begin(job_id, trigger, scheduled_for)
+        active.quiet = quiet
         task = asyncio.get_running_loop().create_task(
             self._execute(call, active, timeout), name=f"job-run:{job_id}"
         )
@@ -87,6 +92,7 @@ class JobRunner:
         trigger: RunTrigger,
         scheduled_for: datetime | None,
         timeout: float | None,  # noqa: ASYNC109  # the run's own limit, applied in _execute
+        quiet: bool = False,
     ) -> JobRun:
         """Run in the calling task and return the finished run; same checks as `start`.
 
@@ -99,6 +105,7 @@ class JobRunner:
         assert task is not None
         active = self._begin(job_id, trigger, scheduled_for)
         active.task = task
+        active.quiet = quiet
         await self._execute(call, active, timeout)
         return active.run
 
@@ -123,7 +130,8 @@ class JobRunner:
     async def _execute(self, call: JobCall, active: _Active, limit: float | None) -> None:
         """Run the job once and record how it ended; never raises."""
         run = active.run
-        logger.info(
+        # A routine frequent job (a metrics sample every 10 s) logs its runs at debug.
+        (logger.debug if active.quiet else logger.info)(
             "job_run_started",
             job_id=run.job_id,
             run_id=run.run_id,
@@ -157,10 +165,16 @@ class JobRunner:
                 self._version += 1
         if failure is not None:
             run.error = run_error(failure)
-        self._finish(run, outcome, reason, failure)
+        self._finish(run, outcome, reason, failure, quiet=active.quiet)
 
     def _finish(
-        self, run: JobRun, outcome: RunOutcome, reason: str | None, exc: Exception | None = None
+        self,
+        run: JobRun,
+        outcome: RunOutcome,
+        reason: str | None,
+        exc: Exception | None = None,
+        *,
+        quiet: bool = False,
     ) -> None:
         if run.outcome != "running":
             return
@@ -175,7 +189,10 @@ class JobRunner:
             "error": run.error.model_dump() if run.error else None,
         }
         if outcome == "succeeded":
-            logger.info("job_run_finished", **fields)
+            (logger.debug if quiet else logger.info)("job_run_finished", **fields)
+        elif outcome == "failed" and isinstance(exc, ExpectedFailure):
+            # An upstream API being down is news, not a bug: one line, no traceback.
+            logger.warning("job_run_finished", **fields)
         elif outcome == "failed":
             logger.error("job_run_finished", exc_info=exc, **fields)
         else:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 # Kept in sync with the bound in cron.validate_interval; only documented here, the service
 # enforces it so that a bad interval is INVALID_SCHEDULE like a bad cron.
@@ -129,7 +129,12 @@ class _ScheduleFields(BaseModel):
 
     interval_seconds: StrictInt | None = Field(
         default=None,
-        description="Seconds between runs",
+        description=(
+            "Seconds between runs: 1 to 2678400 (31 days) for a job of your own. A built-in "
+            "job's interval is its operator setting and has that setting's bounds (GET "
+            "/config/api: server_versions_check and mod_cache_refresh 60 to 604800, "
+            "metrics_collection 1 to 3600); to turn a built-in job off, DELETE it"
+        ),
         json_schema_extra={"minimum": 1, "maximum": MAX_INTERVAL_SECONDS},
     )
     cron: str | None = Field(
@@ -154,17 +159,39 @@ class JobScheduleUpdate(_ScheduleFields):
     """A new schedule: `{"interval_seconds": N}` or `{"cron": "...", "timezone": "..."}`."""
 
 
+# Previews list fire times from a start in this range: before 1970 nothing was ever scheduled,
+# and far enough below year 9999 that 50 fire times of any schedule still fit in a datetime.
+PREVIEW_START_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+PREVIEW_START_MAX = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 class TriggerPreviewRequest(_ScheduleFields):
-    count: int = Field(default=5, ge=1, le=50, description="How many fire times to list")
+    # Strict like the settings: "5" is a string, not a count.
+    count: StrictInt = Field(default=5, ge=1, le=50, description="How many fire times to list")
     start: datetime | None = Field(
         default=None,
         description="List fire times after this moment (ISO 8601; without an offset it is read "
-        "in the schedule's timezone); default now",
+        "in the schedule's timezone), from 1970 to 9000; default now",
     )
+
+    @field_validator("start")
+    @classmethod
+    def _start_in_range(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return value
+        # A naive start is checked as wall time here and again in the schedule's zone later.
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        if not PREVIEW_START_MIN <= moment <= PREVIEW_START_MAX:
+            raise ValueError("must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z")
+        return value
 
 
 class ScheduleWarningInfo(BaseModel):
-    code: str = Field(examples=["dst_skipped"])
+    code: str = Field(
+        description="TOO_FREQUENT, DST_SKIPPED (a wall time that does not exist that day) or "
+        "DST_REPEATED (a wall time that occurs twice)",
+        examples=["DST_SKIPPED"],
+    )
     message: str
 
 

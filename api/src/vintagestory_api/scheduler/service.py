@@ -77,6 +77,9 @@ class SchedulerService:
         self._runner = JobRunner(self._history)
         self._jobs: dict[str, JobSpec] = {}
         self._accepting = False
+        # Previews run in worker threads; two at a time keeps a burst of them from crowding
+        # the event loop out of the interpreter lock.
+        self.preview_slot = asyncio.Semaphore(2)
         # Changes to what list_jobs() shows that the store, history and runner do not count.
         self._version = 0
         # list_jobs() as last built, and the state_version it was built at.
@@ -210,6 +213,7 @@ class SchedulerService:
             description=options.get("description"),
             args=options.get("args", ()),
             timeout_seconds=options.get("timeout_seconds"),
+            quiet=options.get("quiet", False),
         )
         start: dict[str, Any] = {}
         if options.get("paused"):
@@ -411,7 +415,12 @@ class SchedulerService:
             raise SchedulerNotRunning("the scheduler is not running")
         call = functools.partial(spec.func, *spec.args)
         run, _ = self._runner.start(
-            job_id, call, trigger="manual", scheduled_for=None, timeout=self.timeout_for(spec)
+            job_id,
+            call,
+            trigger="manual",
+            scheduled_for=None,
+            timeout=self.timeout_for(spec),
+            quiet=spec.quiet,
         )
         # Still running, so changed later by the runner: the caller gets it as it is now.
         return run.model_copy()

@@ -95,6 +95,8 @@ class JobOptions(TypedDict, total=False):
     timeout_seconds: float | None
     # Registered without a next fire time until resumed.
     paused: bool
+    # A frequent routine job: its successful runs are logged at debug, not info.
+    quiet: bool
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class JobSpec:
     # None: the scheduler's default timeout applies, as it is at the time of each run.
     timeout_seconds: float | None
     schedule: Schedule
+    quiet: bool = False
 
 
 def job_spec(
@@ -118,6 +121,7 @@ def job_spec(
     description: str | None,
     args: Sequence[Any],
     timeout_seconds: float | None,
+    quiet: bool = False,
 ) -> JobSpec:
     """A checked job definition; programming errors raise TypeError / ValueError."""
     if not inspect.iscoroutinefunction(func):
@@ -138,4 +142,5 @@ def job_spec(
         description=description,
         timeout_seconds=timeout_seconds,
         schedule=schedule,
+        quiet=quiet,
     )

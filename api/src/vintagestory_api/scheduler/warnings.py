@@ -3,8 +3,10 @@ repeats. Pure code, like `cron.py` whose parsed `CronSpec` it reads."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import MAXYEAR, UTC, date, datetime, time, timedelta, tzinfo
 
 from .cron import (
     CronSpec,
@@ -39,16 +41,54 @@ def schedule_warnings(
         warnings.append(ScheduleWarning("TOO_FREQUENT", text))
     if spec is not None and fire_times:
         local = [_local_date(moment, tz) for moment in fire_times]
-        day, last = min(local), max(local)
         fields = field_values(spec)
-        while day <= last:
-            if _offset_changes(day, tz) and _day_matches(day, fields, spec.day_or):
-                # Like cron, the scheduler runs a job with a fixed minute and hour once in a
-                # repeated hour; a wildcard job ('*' or '*/n' there) runs in both copies.
-                once = not spec.minute.startswith("*") and not spec.hour.startswith("*")
+        # Like cron, the scheduler runs a job with a fixed minute and hour once in a
+        # repeated hour; a wildcard job ('*' or '*/n' there) runs in both copies.
+        once = not spec.minute.startswith("*") and not spec.hour.startswith("*")
+        for day in transition_days(tz, min(local), max(local)):
+            if _day_matches(day, fields, spec.day_or):
                 warnings.extend(_dst_day_warnings(day, fields[1], fields[0], tz, once=once))
-            day += timedelta(days=1)
     return warnings
+
+
+def transition_days(tz: tzinfo, first: date, last: date) -> list[date]:
+    """The local dates from `first` to `last` on which `tz`'s UTC offset changes.
+
+    Bounded by construction: a few dozen offset reads per year of the span, cached per zone and
+    year (a zone's rules do not change while the process runs), so even a preview spanning 200
+    years (`0 0 29 2 *`, 50 fire times) costs milliseconds once and microseconds after.
+    """
+    days: list[date] = []
+    for year in range(first.year, last.year + 1):
+        days.extend(day for day in _year_transitions(tz, year) if first <= day <= last)
+    return days
+
+
+def _midnight_offset(tz: tzinfo, day: date) -> timedelta | None:
+    return datetime.combine(day, time(), tzinfo=tz).utcoffset()
+
+
+@functools.lru_cache(maxsize=4096)
+def _year_transitions(tz: tzinfo, year: int) -> tuple[date, ...]:
+    # Samples twice a month (no zone changes its offset twice within half a month), then a
+    # bisection by day between two samples that differ: the day found starts with one offset
+    # and the next day with another, which is what `_offset_changes` tests.
+    samples = [date(year, month, half) for month in range(1, 13) for half in (1, 16)]
+    if year < MAXYEAR:
+        samples.append(date(year + 1, 1, 1))
+    found: list[date] = []
+    for low, high in itertools.pairwise(samples):
+        offset = _midnight_offset(tz, low)
+        if _midnight_offset(tz, high) == offset:
+            continue
+        while (high - low).days > 1:
+            middle = low + timedelta(days=(high - low).days // 2)
+            if _midnight_offset(tz, middle) == offset:
+                low = middle
+            else:
+                high = middle
+        found.append(low)
+    return tuple(found)
 
 
 def _local_date(moment: datetime, tz: tzinfo) -> date:

@@ -25,5 +25,6 @@ def builtin_jobs(versions: VersionsService) -> list[BuiltinJob]:
             description="Fetches the stable and unstable game versions and notes new releases",
             # Version data should be fresh right after startup, not a day later.
             run_immediately=True,
+            last_run_at=versions.last_checked_at,
         )
     ]

@@ -36,7 +36,18 @@ class LatestVersions(BaseModel):
     unstable: str | None
     installed: str | None = Field(description="Version of the installed server, if any")
     update_available: bool = Field(description="The installed version is older than stable")
-    checked_at: datetime | None = Field(description="When the versions were last checked")
+    checked_at: datetime | None = Field(
+        description="When the versions above were last fetched successfully; a failed check "
+        "does not move it"
+    )
+    status: Literal["ok", "failed", "never_checked"] = Field(
+        default="never_checked",
+        description="ok: the last check got fresh data (reason lists a channel that failed); "
+        "failed: it got none, the versions above are from checked_at",
+    )
+    last_check: CheckOutcome | None = Field(
+        default=None, description="The last check: when it ran, whether it worked, and why not"
+    )
 
 
 class ChannelCache(BaseModel):
@@ -51,4 +62,6 @@ class ChannelCache(BaseModel):
 class VersionsCache(BaseModel):
     stable: ChannelCache = Field(default_factory=ChannelCache)
     unstable: ChannelCache = Field(default_factory=ChannelCache)
+    # When the last check ran, whatever its outcome.
     checked_at: datetime | None = None
+    last_check: CheckOutcome | None = None

@@ -12,6 +12,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from vintagestory_api.config import Settings
+from vintagestory_api.errors import ExpectedFailure
 from vintagestory_api.kit.http import FetchPolicy, JsonFetcher, UpstreamError
 from vintagestory_api.kit.schemas import CheckOutcome
 from vintagestory_api.kit.state_files import load_state, save_cache
@@ -43,7 +44,7 @@ _NEW_VERSION_EVENT: dict[Channel, str] = {
 }
 
 
-class CheckFailed(Exception):
+class CheckFailed(ExpectedFailure):
     """A check that got no fresh data at all; the message lists each reason."""
 
 
@@ -114,6 +115,10 @@ class VersionsService:
         )
         self._cache = loaded.value if loaded.value is not None else VersionsCache()
 
+    def last_checked_at(self) -> datetime | None:
+        """When the versions were last checked (from the cache, so also after a restart)."""
+        return self._cache.checked_at
+
     def channel_url(self, channel: Channel) -> str:
         return f"{self._base_url}/{channel}.json"
 
@@ -131,13 +136,18 @@ class VersionsService:
 
     async def latest(self) -> LatestVersions:
         installed = await self.installed_version()
-        stable = self._cache.stable.latest
+        cache = self._cache
+        stable = cache.stable.latest
+        fetched = [at for at in (cache.stable.fetched_at, cache.unstable.fetched_at) if at]
+        check = cache.last_check
         return LatestVersions(
             stable=stable,
-            unstable=self._cache.unstable.latest,
+            unstable=cache.unstable.latest,
             installed=installed,
             update_available=is_newer(stable, installed),
-            checked_at=self._cache.checked_at,
+            checked_at=max(fetched) if fetched else None,
+            status=check.status if check is not None else "never_checked",
+            last_check=check,
         )
 
     async def check(self) -> dict[str, Any]:
@@ -159,6 +169,11 @@ class VersionsService:
                     raise outcome
                 else:
                     result[channel] = self._record_success(cache, channel, outcome, now)
+            cache.last_check = CheckOutcome(
+                status="failed" if len(failures) == len(CHANNELS) else "ok",
+                reason="; ".join(failures) or None,
+                checked_at=now,
+            )
             self._cache = cache
             await self._save()
             if len(failures) == len(CHANNELS):
