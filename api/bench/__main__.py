@@ -19,7 +19,7 @@ from bench.processes import API_DIR
 from bench.report import Row, machine, render, write_json
 from vintagestory_api.logging import configure_logging
 
-SECTIONS = ("dispatch", "http", "responsiveness", "startup")
+SECTIONS = ("dispatch", "http", "responsiveness", "previews", "startup")
 DEFAULT_JSON = API_DIR / "bench" / "results" / "latest.json"
 
 
@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                 "dispatch": lambda: dispatch.run(rounds=plan.rounds, fires=1 if args.quick else 2),
                 "http": lambda: served.throughput_and_memory(bench),
                 "responsiveness": lambda: served.responsiveness(bench),
+                "previews": lambda: served.preview_storm(bench),
                 "startup": lambda: served.startup_and_idle(bench),
             }
             for name in SECTIONS:

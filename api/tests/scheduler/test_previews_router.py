@@ -103,3 +103,50 @@ def test_bad_preview_requests_are_422_naming_the_field(
 
 def test_preview_needs_a_key(client: TestClient) -> None:
     assert client.post(PREVIEW, json={"interval_seconds": 60}).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"cron": "* * * * *", "start": "9999-12-31T23:59:00Z"},
+        {"interval_seconds": 2678400, "start": "9999-06-01T00:00:00Z", "count": 50},
+        {"cron": "0 0 * * *", "start": "1960-01-01T00:00:00Z"},
+        {"cron": "0 0 * * *", "start": "1969-12-31T23:00:00", "timezone": "Asia/Tokyo"},
+    ],
+)
+def test_start_outside_1970_to_9000_is_a_422_naming_start(
+    client: TestClient, monitor_headers: dict[str, str], body: dict[str, object]
+) -> None:
+    response = client.post(PREVIEW, headers=monitor_headers, json=body)
+
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["message"].startswith("start: ")
+    assert "1970" in error["message"]
+
+
+def test_count_given_as_a_string_is_refused(
+    client: TestClient, monitor_headers: dict[str, str]
+) -> None:
+    response = client.post(
+        PREVIEW, headers=monitor_headers, json={"cron": "0 4 * * *", "count": "5"}
+    )
+
+    assert response.status_code == 422
+    assert response.json()["error"]["message"].startswith("count: ")
+
+
+def test_a_200_year_preview_lists_50_leap_days_and_only_real_dst_warnings(
+    client: TestClient, monitor_headers: dict[str, str]
+) -> None:
+    # 50 leap days span 200 years; only the days a zone changes its offset are examined, so the
+    # answer holds exactly the DST warnings that exist (none for a midnight job in Berlin).
+    body = {"cron": "0 0 29 2 *", "count": 50, "timezone": "Europe/Berlin"}
+    data = client.post(PREVIEW, headers=monitor_headers, json=body).json()["data"]
+
+    times = [datetime.fromisoformat(t) for t in data["next_run_times"]]
+    assert len(times) == 50
+    assert all((t.month, t.day, t.hour) == (2, 29, 0) for t in times)
+    assert times == sorted(times)
+    assert times[-1].year - times[0].year > 190
+    assert data["warnings"] == []
