@@ -1,0 +1,1 @@
+"""Scheduling internals that do not depend on APScheduler."""
