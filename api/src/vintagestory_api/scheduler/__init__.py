@@ -1,0 +1,1 @@
+"""The job scheduler: when jobs run, how their runs are recorded and kept."""
