@@ -123,4 +123,3 @@ def test_no_operation_documents_fastapis_own_validation_body(spec: dict[str, Any
             for status, response in operation["responses"].items():
                 refs = str(response.get("content", {}))
                 assert "HTTPValidationError" not in refs, (method, template, status)
-

@@ -45,13 +45,15 @@ def _reason(excinfo: pytest.ExceptionInfo[InvalidSchedule]) -> str:
         ("6-7", "sat,sun"),
         ("0-2", "mon,tue,sun"),
         ("sun-tue", "mon,tue,sun"),
-        ("*/2", "tue,thu,sat,sun"),
+        # A leading '*' is kept: cron's day rule depends on it.
+        ("*/2", "*/2"),
         ("1-7/2", "mon,wed,fri,sun"),
         ("0,7", "sun"),
         ("sat,sun,mon", "mon,sat,sun"),
         ("1,3,5", "mon,wed,fri"),
-        ("0-6", "*"),
-        ("0-7", "*"),
+        # Every day, but written as a range: not '*' for cron's day rule.
+        ("0-6", "mon-sun"),
+        ("0-7", "mon-sun"),
         ("*", "*"),
         ("*/1", "*"),
     ],
@@ -62,7 +64,7 @@ def test_day_of_week_is_translated_to_names(weekday: str, expected: str) -> None
     assert spec.normalized == f"0 4 * * {expected}"
 
 
-@pytest.mark.parametrize("weekday", ["0", "1-5", "5-7", "0-2", "*/2", "1-7/2", "sat,sun,mon"])
+@pytest.mark.parametrize("weekday", ["0", "1-5", "5-7", "0-2", "1-7/2", "sat,sun,mon"])
 def test_day_of_week_never_leaves_as_digits(weekday: str) -> None:
     assert not any(char.isdigit() for char in parse_crontab(f"* * * * {weekday}").day_of_week)
 
@@ -76,7 +78,7 @@ def test_day_of_week_never_leaves_as_digits(weekday: str) -> None:
         ("jan-mar,dec", "1-3,12"),
         ("*/3", "*/3"),
         ("1,jul", "1,7"),
-        ("1-12", "*"),
+        ("1-12", "1-12"),
     ],
 )
 def test_month_names_become_numbers(month: str, expected: str) -> None:
@@ -93,10 +95,10 @@ def test_month_names_become_numbers(month: str, expected: str) -> None:
         ("0-59/15 * * * *", ("0-45/15", "*", "*", "*", "*")),
         ("0/15 * * * *", ("0-45/15", "*", "*", "*", "*")),
         ("0-30/10 9-17 1,15 * *", ("0-30/10", "9-17", "1,15", "*", "*")),
-        ("5,6 0 1-31 * *", ("5,6", "0", "*", "*", "*")),
+        ("5,6 0 1-31 * *", ("5,6", "0", "1-31", "*", "*")),
         ("1,2,3,7 9,10,11 * * *", ("1-3,7", "9-11", "*", "*", "*")),
-        # APScheduler rejects a step wider than the field, so it becomes the values it selects.
-        ("*/60 */24 */31 */12 *", ("0", "0", "1", "1", "*")),
+        # A step wider than the field selects its first value, and stays a wildcard.
+        ("*/60 */24 */31 */12 *", ("*/60", "*/24", "*/31", "*/12", "*")),
         ("*/59 * * * *", ("*/59", "*", "*", "*", "*")),
         ("  0   4\t* * 0  ", ("0", "4", "*", "*", "sun")),
     ],
@@ -131,8 +133,11 @@ def test_macros_are_translated(macro: str, normalized: str) -> None:
         ("0 0 13 * fri", True),
         ("0 0 1 * *", False),
         ("0 0 * * mon", False),
-        ("0 0 1-31 * mon", False),
-        ("0 0 1 * 0-7", False),
+        # As in cron: a field only counts as '*' when it is written with a leading '*'.
+        ("0 0 1-31 * mon", True),
+        ("0 0 1 * 0-7", True),
+        ("38 12 17 * */2", False),
+        ("0 0 */2 * mon", False),
         ("0 0 * * *", False),
     ],
 )
@@ -348,7 +353,7 @@ def test_berlin_spring_forward_skips_0230() -> None:
         ScheduleWarning(
             "DST_SKIPPED",
             "02:30 does not exist on 2027-03-28 in Europe/Berlin (DST starts); "
-            "that run happens at 03:30 instead",
+            "that run happens at 03:00 instead",
         )
     ]
 
@@ -393,9 +398,9 @@ def test_many_skipped_times_are_summarised_in_one_warning() -> None:
     assert found == [
         ScheduleWarning(
             "DST_SKIPPED",
+            # A wildcard job: as cron does, the runs of the skipped hour are dropped.
             "02:00, 02:15, 02:30 and 02:45 do not exist on 2027-03-28 in Europe/Berlin "
-            "(DST starts); those runs move 1 hour later (03:00, 03:15, 03:30 and 03:45), "
-            "merging with any run already due then",
+            "(DST starts); those runs are skipped",
         )
     ]
     every_minute = _warnings(
@@ -423,7 +428,7 @@ def test_fixed_times_in_a_repeated_hour_run_once_each() -> None:
     )
     assert [w.message for w in found] == [
         "01:00 and 01:30 occur twice on 2027-11-07 in America/New_York (DST ends); "
-        "the job runs once, at the first occurrence"
+        "each runs once, at the first occurrence"
     ]
 
 
@@ -525,9 +530,15 @@ def _valid_term(low: int, high: int, names: tuple[str, ...] = ()) -> st.SearchSt
     )
 
 
+def _cron_list(terms: list[str]) -> str:
+    # A list led by '*' ('*/5,7') sets cron's star flag over other values; we refuse those
+    # (they can be written without the '*'), so a '*' term stands alone here.
+    return terms[0] if terms[0].startswith("*") else ",".join(terms)
+
+
 _VALID_EXPR = st.tuples(
     *(
-        st.lists(term, min_size=1, max_size=3).map(",".join)
+        st.lists(term, min_size=1, max_size=3).map(_cron_list)
         for term in (
             _valid_term(0, 59),
             _valid_term(0, 23),
@@ -558,7 +569,8 @@ _EXPR = st.one_of(
 def test_valid_expressions_parse(expr: str) -> None:
     spec = parse_crontab(expr)
     assert parse_crontab(spec.normalized) == spec
-    assert not any(char.isdigit() for char in spec.day_of_week)
+    # Weekdays as names; a '*/n' step keeps its number.
+    assert spec.day_of_week.startswith("*") or not any(c.isdigit() for c in spec.day_of_week)
     assert describe_cron(spec, "UTC").endswith("(UTC)")
 
 
@@ -578,7 +590,8 @@ def test_any_expression_parses_or_raises_invalid_schedule(expr: str) -> None:
     # A parsed spec is canonical: its normalized text parses back to the same spec, never
     # holds weekday digits, and has a description.
     assert parse_crontab(spec.normalized) == spec
-    assert not any(char.isdigit() for char in spec.day_of_week)
+    # Weekdays as names; a '*/n' step keeps its number.
+    assert spec.day_of_week.startswith("*") or not any(c.isdigit() for c in spec.day_of_week)
     assert describe_cron(spec, "UTC").endswith("(UTC)")
 
 
@@ -637,3 +650,19 @@ def test_day_no_chosen_month_has_is_rejected_at_once(expr: str) -> None:
 @pytest.mark.parametrize("expr", ["0 0 29 2 *", "0 0 31 * *", "0 0 30 2 mon"])
 def test_rare_but_possible_days_are_accepted(expr: str) -> None:
     assert parse_crontab(expr).normalized
+
+
+def test_a_list_led_by_a_star_over_other_values_is_refused_with_a_way_out() -> None:
+    with pytest.raises(InvalidSchedule) as caught:
+        parse_crontab("*/5,7 * * * *")
+    assert "list the values without the '*'" in caught.value.reason
+    assert parse_crontab("*/2,0 * * * *").minute == "*/2"
+
+
+def test_day_fields_follow_crons_star_rule() -> None:
+    # A step such as '*/2' starts with '*': both fields must match, as in cron.
+    assert parse_crontab("38 12 17 * */2").canonical == "38 12 17 * */2"
+    assert parse_crontab("38 12 17 * */2").day_or is False
+    # A full range written out is not '*': either field matching fires the job.
+    assert parse_crontab("38 12 17 * 0-6").canonical == "38 12 17 * 0,1,2,3,4,5,6"
+    assert parse_crontab("38 12 17 * 0-6").day_or is True

@@ -1,8 +1,8 @@
 """Schedule input: crontab parsing and translation, timezones, intervals, descriptions.
 
-Pure code with no APScheduler import: `triggers.py` turns a `CronSpec` into triggers.
-Standard cron and APScheduler 3.x disagree on weekday numbers (cron 0 and 7 are Sunday,
-APScheduler 0 is Monday), so every weekday leaves this module as a name, never as a digit.
+Pure code with no APScheduler import. A parsed `CronSpec` carries a canonical expression for
+`crontimes.CronTimes`, the one evaluator of fire times (scheduler and previews alike), and a
+normalized text for admins, in which every weekday is a name, never a digit.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ _MACROS = {
 }
 _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 _WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
-# Weekdays are rendered in APScheduler's order (Monday first) so a range never wraps there.
+# Weekdays are rendered Monday first, so a range like 'mon-fri' never wraps around Sunday.
 _APS_WEEKDAY_ORDER = (1, 2, 3, 4, 5, 6, 0)
 _STAR_STEP = re.compile(r"^\*/[0-9]+$")
 _QUARTZ_TERM = re.compile(r"^(?:\d*L|\d*W|LW|L-\d+)$", re.IGNORECASE)
@@ -68,11 +68,17 @@ _DOW = _FIELDS[4]
 
 @dataclass(frozen=True)
 class CronSpec:
-    """A crontab translated to APScheduler 3.x CronTrigger fields.
+    """A parsed crontab.
 
-    `normalized` is the canonical 5-field text: numbers for minute, hour, day and month, weekday
-    names (mon..sun) for day-of-week, '*' for any field covering its whole range, a '*/n' typed
-    as such kept. It is itself valid input to `parse_crontab` and parses back to the same spec.
+    `normalized` is the canonical 5-field text shown to admins: numbers for minute, hour, day
+    and month, weekday names (mon..sun) for day-of-week; a field written with a leading '*'
+    stays '*' or '*/n', and any other field is rendered as its values, even when they cover
+    the whole range ('0-6' becomes 'mon-sun', not '*'). That distinction is cron's: a leading
+    '*' decides the day-of-month/day-of-week rule and whether a job is a wildcard job across
+    DST changes. The text is itself valid input and parses back to the same spec.
+
+    `canonical` is the same schedule for the evaluator (`crontimes.CronTimes`): each field '*',
+    '*/n' or a comma list of numbers, weekdays 0-6 from Sunday.
     """
 
     minute: str
@@ -81,10 +87,13 @@ class CronSpec:
     month: str
     day_of_week: str
     normalized: str
-    # Both day fields restricted: cron fires when either matches, APScheduler only when both do,
-    # so the scheduler combines two triggers. A field covering its whole range counts as '*'; a
-    # '*/n' counts as restricted (vixie cron, testing the first character, would say '*').
+    canonical: str
+    # Cron's rule: when either day field starts with '*' both must match; otherwise a day
+    # matching either field fires the job.
     day_or: bool
+    # The minute or the hour field starts with '*': cron runs such a job in both copies of a
+    # repeated hour and drops its runs in a skipped one; fixed-time jobs run once either way.
+    wildcard: bool
 
 
 def parse_crontab(expr: str, *, field: str = "cron") -> CronSpec:
@@ -101,20 +110,67 @@ def parse_crontab(expr: str, *, field: str = "cron") -> CronSpec:
             raise InvalidSchedule(field, f"unknown macro '{text}'; supported: {known}")
         text = macro
     values = _parse_fields(text, field)
-    _check_some_day_exists(values, field)
+    parts = text.split()
+    starred = [
+        _star_form(part, spec, v, field)
+        for part, spec, v in zip(parts, _FIELDS, values, strict=True)
+    ]
+    day_or = starred[2] is None and starred[4] is None
+    _check_some_day_exists(values, day_or=day_or, field=field)
     rendered = [
-        _render_weekdays(v) if spec is _DOW else _render_numbers(v, spec, part)
-        for v, spec, part in zip(values, _FIELDS, text.split(), strict=True)
+        star
+        if star is not None
+        else (_render_weekdays(v) if spec is _DOW else _render_numbers(v, spec))
+        for v, spec, star in zip(values, _FIELDS, starred, strict=True)
+    ]
+    canonical = [
+        star if star is not None else ",".join(str(n) for n in sorted(v))
+        for v, star in zip(values, starred, strict=True)
     ]
     minute, hour, day, month, day_of_week = rendered
     return CronSpec(
-        minute, hour, day, month, day_of_week, " ".join(rendered), day != "*" and day_of_week != "*"
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=day_of_week,
+        normalized=" ".join(rendered),
+        canonical=" ".join(canonical),
+        day_or=day_or,
+        wildcard=starred[0] is not None or starred[1] is not None,
+    )
+
+
+def _star_values(spec: _Field, step: int) -> set[int]:
+    values = set(range(spec.lo, spec.star_hi + 1, step))
+    return {v % 7 for v in values} if spec is _DOW else values
+
+
+def _star_form(text: str, spec: _Field, values: frozenset[int], field: str) -> str | None:
+    """'*' or '*/n' for a field written with a leading '*' (cron's star flag), else None."""
+    if not text.startswith("*"):
+        return None
+    if len(values) == spec.star_hi - spec.lo + 1:
+        return "*"  # '*', '*/1', or a list such as '*,5' that '*' covers anyway
+    first = text.split(",")[0]
+    if _STAR_STEP.match(first):
+        step = int(first[2:])
+        # '*/2,0' selects what '*/2' does: it is '*/2'.
+        if values == frozenset(_star_values(spec, step)):
+            return f"*/{step}"
+    # '*,5' or '*/5,7': cron would set its star flag from the first character and then take
+    # the values; spelling it out is clearer and keeps the rules visible.
+    raise _fail(
+        field,
+        spec,
+        f"'{text}' combines '*' with other items; use '*', '*/n', or list the values "
+        f"without the '*'",
     )
 
 
 # Longest month lengths (February counted with its leap day): a day-of-month that no chosen
 # month has makes a schedule that never fires. Rejecting it here is instant; finding it out from
-# APScheduler means a search up to year 9999 that blocks the event loop for most of a second.
+# the evaluator means a long search for nothing.
 _MONTH_DAYS = {
     1: 31,
     2: 29,
@@ -131,9 +187,9 @@ _MONTH_DAYS = {
 }
 
 
-def _check_some_day_exists(values: list[frozenset[int]], field: str) -> None:
-    days, months, weekdays = values[2], values[3], values[4]
-    if len(weekdays) < 7 and len(days) < 31:
+def _check_some_day_exists(values: list[frozenset[int]], *, day_or: bool, field: str) -> None:
+    days, months = values[2], values[3]
+    if day_or:
         return  # day-of-month OR day-of-week: the weekday alone always matches some day
     if not any(day <= _MONTH_DAYS[month] for day in days for month in months):
         raise InvalidSchedule(
@@ -210,15 +266,8 @@ def _value(text: str, spec: _Field, field: str) -> int:
     raise _fail(field, spec, f"'{text}' is not {spec.kind} {spec.lo}-{spec.hi}")
 
 
-def _render_numbers(values: frozenset[int], spec: _Field, text: str) -> str:
+def _render_numbers(values: frozenset[int], spec: _Field) -> str:
     ordered = sorted(values)
-    if len(ordered) == spec.star_hi - spec.lo + 1:
-        return "*"
-    # A wildcard step stays one: cron runs wildcard jobs in both copies of a repeated DST hour
-    # and fixed-time jobs once, and the scheduler tells them apart by this text. APScheduler
-    # rejects a step larger than the field's range, so such a step becomes its values.
-    if _STAR_STEP.match(text) and (step := int(text[2:])) <= spec.star_hi - spec.lo:
-        return f"*/{step}"
     steps = {b - a for a, b in itertools.pairwise(ordered)}
     if len(ordered) >= 3 and len(steps) == 1 and (step := steps.pop()) > 1:
         return f"{ordered[0]}-{ordered[-1]}/{step}"
@@ -226,8 +275,6 @@ def _render_numbers(values: frozenset[int], spec: _Field, text: str) -> str:
 
 
 def _render_weekdays(values: frozenset[int]) -> str:
-    if len(values) == 7:
-        return "*"
     positions = [i for i, day in enumerate(_APS_WEEKDAY_ORDER) if day in values]
     return ",".join(_runs([_WEEKDAYS[_APS_WEEKDAY_ORDER[i]] for i in positions], positions))
 
@@ -332,8 +379,3 @@ def describe_cron(spec: CronSpec, tz_name: str) -> str:
 
     text = ExpressionDescriptor(spec.normalized, _descriptor_options()).get_description()
     return f"{text} ({tz_name})"
-
-
-def field_values(spec: CronSpec) -> list[frozenset[int]]:
-    """The values each of the five fields allows (weekdays 0-6 from Sunday)."""
-    return _parse_fields(spec.normalized, "cron")

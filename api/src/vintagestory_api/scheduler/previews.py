@@ -32,11 +32,13 @@ def preview_schedule(
         raise InvalidSchedule(
             "start", "must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z"
         )
-    # Warnings look at the fire times as the trigger produced them: a local time that DST
-    # skips is still recognisable there, before it is normalized for display.
     times = fire_times(schedule, begin, count)
     warnings = schedule_warnings(
-        interval_seconds=schedule.interval_seconds, spec=schedule.cron, tz=tz, fire_times=times
+        interval_seconds=schedule.interval_seconds,
+        spec=schedule.cron,
+        tz=tz,
+        fire_times=times,
+        since=begin,
     )
     if schedule.cron is not None:
         trigger_type, normalized = "cron", schedule.cron.normalized

@@ -8,38 +8,50 @@ package unconverted.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.combining import OrTrigger
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from .cron import CronSpec
+from .crontimes import CronTimes
 from .errors import InvalidSchedule
 from .specs import Schedule
 
 
-class _CronTrigger(CronTrigger):  # type: ignore[misc]  # apscheduler is untyped (see pyproject)
-    """A CronTrigger that, like cron, runs a fixed-time job once when DST repeats an hour.
+class CronTimesTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
+    """Cron fire times as Debian cron runs them, from `crontimes.CronTimes`.
 
-    APScheduler fires "30 2 * * *" twice on the night clocks go back; cron runs jobs with a fixed
-    minute and hour once and only wildcard jobs (`*/15 * * * *`) in both copies of the hour.
+    APScheduler 3.11's own CronTrigger skips a day after a DST change (it adds 24 hours where
+    the day had 23, agronholm/apscheduler #529, #606), fires fixed-time jobs twice in a repeated
+    hour, and reads the two day fields differently from cron; the previews use this trigger
+    too, so what an admin is shown is what runs.
     """
 
-    def __init__(self, *, once_in_repeated_hour: bool, **fields: Any) -> None:
-        super().__init__(**fields)
-        self.once_in_repeated_hour = once_in_repeated_hour
+    def __init__(self, spec: CronSpec, tz: tzinfo) -> None:
+        self.spec = spec
+        self.timezone = tz
+        self.times = CronTimes(spec.canonical, tz)
 
-    def get_next_fire_time(self, previous: datetime | None, now: datetime) -> datetime | None:
-        fire: datetime | None = super().get_next_fire_time(previous, now)
-        while self.once_in_repeated_hour and fire is not None and _second_of_repeated(fire):
-            fire = super().get_next_fire_time(fire, fire)
-        return fire
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        # As APScheduler's own triggers: the first fire at or after `now`, then each one after
+        # the previous fire.
+        if previous_fire_time is None:
+            return self.times.next_after(now - _MICROSECOND)
+        return self.times.next_after(previous_fire_time)
+
+    def __str__(self) -> str:
+        return f"cron[{self.spec.normalized}]"
+
+    def __repr__(self) -> str:
+        return f"<CronTimesTrigger ({self.spec.normalized!r}, timezone={self.timezone!s})>"
 
 
 class VersionedJobStore(MemoryJobStore):  # type: ignore[misc]  # apscheduler is untyped
@@ -71,6 +83,9 @@ class VersionedJobStore(MemoryJobStore):  # type: ignore[misc]  # apscheduler is
         self.version += 1
 
 
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def make_scheduler(store: VersionedJobStore, tz: tzinfo, misfire_grace_seconds: float) -> Any:
     """The AsyncIOScheduler with the product's job defaults: a late job runs once (coalesce),
     never beside itself, and a fire later than the grace time is recorded as missed."""
@@ -86,34 +101,10 @@ def make_scheduler(store: VersionedJobStore, tz: tzinfo, misfire_grace_seconds: 
     )
 
 
-def _second_of_repeated(moment: datetime) -> bool:
-    return moment.fold == 1 and moment.replace(fold=0).utcoffset() != moment.utcoffset()
-
-
-def _cron_trigger(spec: CronSpec, tz: tzinfo) -> Any:
-    once = not spec.minute.startswith("*") and not spec.hour.startswith("*")
-
-    def make(day: str, day_of_week: str) -> Any:
-        return _CronTrigger(
-            minute=spec.minute,
-            hour=spec.hour,
-            day=day,
-            month=spec.month,
-            day_of_week=day_of_week,
-            timezone=tz,
-            once_in_repeated_hour=once,
-        )
-
-    if spec.day_or:
-        # Cron fires when either day field matches; APScheduler would require both.
-        return OrTrigger([make(spec.day, "*"), make("*", spec.day_of_week)])
-    return make(spec.day, spec.day_of_week)
-
-
 def make_trigger(schedule: Schedule, start: datetime | None = None) -> Any:
     """The APScheduler trigger of `schedule`; an interval counts from `start` when given."""
     if schedule.cron is not None:
-        return _cron_trigger(schedule.cron, schedule.tz)
+        return CronTimesTrigger(schedule.cron, schedule.tz)
     if schedule.at is not None:
         return DateTrigger(run_date=schedule.at, timezone=schedule.tz)
     return IntervalTrigger(
