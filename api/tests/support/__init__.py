@@ -1,0 +1,1 @@
+"""Reusable test support: the fake Vintage Story server and its helpers."""
