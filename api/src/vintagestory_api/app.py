@@ -110,6 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.mods = build_mods_service(settings, http_client)
 
         scheduling = build_scheduler(settings, api_settings)
+        stack.push_async_callback(scheduling.close)
         scheduler = app.state.scheduler = scheduling.service
         app.state.job_state = scheduling.job_state
         # Metrics watch the scheduler before any job is registered, so no run goes uncounted.

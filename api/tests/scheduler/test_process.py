@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -109,3 +110,55 @@ def test_second_instance_on_the_same_data_dir_exits_non_zero_until_the_first_die
     servers.append(third)
     third.wait_healthy()
     third.wait_for_log("scheduler_started")
+
+
+def _runs(server: ServerProcess) -> list[dict[str, object]]:
+    response = httpx.get(
+        f"{server.base_url}/api/v1alpha1/jobs/{JOB_ID}/runs",
+        headers={"X-API-Key": ADMIN_KEY},
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    runs: list[dict[str, object]] = response.json()["data"]["runs"]
+    return runs
+
+
+def _stored_outcomes(db: Path) -> list[str]:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
+        return [row[0] for row in connection.execute("SELECT outcome FROM runs")]
+
+
+def test_runs_survive_a_restart_and_a_run_cut_off_by_sigkill_is_interrupted(
+    tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    data_dir = tmp_path / "data"
+    first = start_server(data_dir, **{JOB_SECONDS_ENV: "0.1"})
+    servers.append(first)
+    first.wait_healthy()
+    run_job_now(first)
+    first.wait_for_log("job_run_finished", job_id=JOB_ID)
+    first.signal(signal.SIGTERM)
+    assert first.wait_exit(timeout=30) == 0
+
+    second = start_server(data_dir, **{JOB_SECONDS_ENV: "10"})
+    servers.append(second)
+    second.wait_healthy()
+    [kept] = _runs(second)
+    assert (kept["outcome"], kept["result"]) == ("succeeded", {"slept_seconds": 0.1})
+    run_job_now(second)
+    # The run's start is written behind within about a second; kill only once it is on disk.
+    db = data_dir / "state" / "runs.db"
+    second.wait_until(lambda: "running" in _stored_outcomes(db), 10, "the running row on disk")
+    second.kill()
+
+    third = start_server(data_dir)
+    servers.append(third)
+    third.wait_healthy()
+    cut_off, earlier = _runs(third)
+    assert cut_off["outcome"] == "interrupted"
+    assert cut_off["reason"] == "the API stopped while it ran"
+    assert earlier["run_id"] == kept["run_id"]
+    jobs = httpx.get(
+        f"{third.base_url}/api/v1alpha1/jobs/{JOB_ID}", headers={"X-API-Key": ADMIN_KEY}
+    ).json()["data"]
+    assert (jobs["counts"]["succeeded"], jobs["counts"]["interrupted"]) == (1, 1)

@@ -74,6 +74,13 @@ class ApiSettings(BaseModel):
         description="Runs kept in each job's history; applies from the next run on",
         json_schema_extra={"unit": "runs"},
     )
+    job_history_max_age_days: int = Field(
+        default=90,
+        ge=1,
+        le=3650,
+        description="Runs older than this many days are deleted from the run database",
+        json_schema_extra={"unit": "days"},
+    )
     default_job_timeout_seconds: int = Field(
         default=300,
         ge=1,

@@ -17,9 +17,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 
-OUTCOMES = ("succeeded", "failed", "timed_out", "skipped", "missed", "cancelled")
+OUTCOMES = ("succeeded", "failed", "timed_out", "skipped", "missed", "cancelled", "interrupted")
 # Outcomes that mean the job's own work went wrong; skips and misses are the scheduler's doing
-# and cancellation is a shutdown, so they neither count as a failure nor break a failing streak.
+# and cancellation or interruption is the API stopping, so they neither count as a failure nor
+# break a failing streak.
 FAILURE_OUTCOMES = frozenset({"failed", "timed_out"})
 
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -37,6 +38,8 @@ class RunLike(Protocol):
     def job_id(self) -> str: ...
     @property
     def outcome(self) -> str: ...
+    @property
+    def trigger(self) -> str: ...
     @property
     def duration_ms(self) -> float | None: ...
     @property
@@ -118,7 +121,8 @@ class JobCollector(Collector):
                 self._consecutive_failures[job] = self._consecutive_failures.get(job, 0) + 1
         if run.duration_ms is not None:
             self._duration.labels(job=job).observe(run.duration_ms / 1000)
-        if run.lateness_ms is not None:
+        # A catch-up run is as late as the API was down; that is not dispatch lateness.
+        if run.lateness_ms is not None and run.trigger == "schedule":
             self._lateness.labels(job=job).observe(max(run.lateness_ms, 0.0) / 1000)
 
     def collect(self) -> Iterable[Metric]:

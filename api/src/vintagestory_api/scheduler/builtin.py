@@ -108,6 +108,8 @@ class BuiltinJobManager:
         """Settings listener: bring the scheduler in line with `new`."""
         if old.job_history_size != new.job_history_size:
             self._scheduler.set_history_size(new.job_history_size)
+        if old.job_history_max_age_days != new.job_history_max_age_days:
+            self._scheduler.set_history_max_age(timedelta(days=new.job_history_max_age_days))
         if old.default_job_timeout_seconds != new.default_job_timeout_seconds:
             self._scheduler.set_default_timeout(new.default_job_timeout_seconds)
         for job in self._table:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -68,6 +68,8 @@ class JobScheduler(Protocol):
     def resume_job(self, job_id: str) -> JobInfo: ...
 
     def set_history_size(self, size: int) -> None: ...
+
+    def set_history_max_age(self, max_age: timedelta) -> None: ...
 
     def set_default_timeout(self, seconds: float | None) -> None: ...
 

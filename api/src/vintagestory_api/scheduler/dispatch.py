@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from .runner import JobRunner
 from .runs import utc_now
+from .schemas import RunTrigger
 from .specs import JobSpec
 
 
@@ -33,10 +34,17 @@ class Dispatcher:
         self._misfire_grace = misfire_grace_seconds
         # job id -> the fire time APScheduler just submitted, for `fire` to pick up.
         self._due: dict[str, datetime] = {}
+        # job id -> the due time of the run it missed while the API was down, for its first fire.
+        self._catch_up: dict[str, datetime] = {}
         self._fire_tasks: set[asyncio.Task[Any]] = set()
+
+    def catch_up(self, job_id: str, due: datetime) -> None:
+        """Record the job's next fire as the catch-up of the run due at `due`."""
+        self._catch_up[job_id] = due
 
     def forget(self, job_id: str) -> None:
         self._due.pop(job_id, None)
+        self._catch_up.pop(job_id, None)
 
     async def wait_for_fires(self, timeout: float) -> None:  # noqa: ASYNC109  # a bound, not a deadline
         """Let APScheduler's fire tasks return (they only await our runs) before it cancels them,
@@ -47,6 +55,10 @@ class Dispatcher:
     async def fire(self, job_id: str) -> None:
         """What APScheduler calls when a job is due: start our run and wait for it."""
         scheduled_for = self._due.pop(job_id, None) or utc_now()
+        missed = self._catch_up.pop(job_id, None)
+        trigger: RunTrigger = "schedule" if missed is None else "catch_up"
+        if missed is not None:
+            scheduled_for = missed
         spec = self._jobs.spec(job_id)
         if spec is None:
             return
@@ -69,7 +81,7 @@ class Dispatcher:
             await self._runner.run_here(
                 spec.job_id,
                 functools.partial(spec.func, *spec.args),
-                trigger="schedule",
+                trigger=trigger,
                 scheduled_for=scheduled_for,
                 timeout=self._jobs.timeout_for(spec),
                 quiet=spec.quiet,

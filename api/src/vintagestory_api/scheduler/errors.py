@@ -24,6 +24,17 @@ class JobNotFound(SchedulerError, NotFound):
         self.job_id = job_id
 
 
+class RunNotFound(SchedulerError, NotFound):
+    code = "RUN_NOT_FOUND"
+    example = "run '4f1c…' is not in the history of job 'mod_cache_refresh' (it may be pruned)"
+
+    def __init__(self, job_id: str, run_id: str) -> None:
+        super().__init__(
+            f"run '{run_id[:64]}' is not in the history of job '{job_id[:64]}' (older runs "
+            "are pruned after job_history_size runs or job_history_max_age_days)"
+        )
+
+
 class JobAlreadyRunning(SchedulerError, Conflict):
     code = "JOB_ALREADY_RUNNING"
     example = "job 'mod_cache_refresh' is already running"

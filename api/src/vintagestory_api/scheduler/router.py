@@ -4,6 +4,7 @@ and schedule previews (admin, monitor)."""
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response, status
@@ -20,6 +21,7 @@ from .errors import (
     JobAlreadyRunning,
     JobNotFound,
     JobNotResumable,
+    RunNotFound,
     SchedulerNotRunning,
 )
 from .previews import preview_schedule
@@ -31,6 +33,7 @@ from .schemas import (
     JobRun,
     JobScheduleUpdate,
     RunList,
+    RunOutcome,
     TriggerPreview,
     TriggerPreviewRequest,
 )
@@ -96,15 +99,45 @@ async def get_job(job_id: JobId, scheduler: SchedulerDep) -> ApiResponse[JobDeta
 
 @router.get(
     "/{job_id}/runs",
-    summary="A job's recent runs, newest first",
-    responses=error_responses(JobNotFound, ValidationFailed),
+    summary="A job's runs, newest first, a page at a time",
+    description=(
+        "Runs are kept in the run database across restarts (the newest `job_history_size` per "
+        "job, none older than `job_history_max_age_days`). Page back with `before` (the "
+        "`next_before` of the previous page, a run id, or an ISO 8601 time) and filter with "
+        "`outcome`."
+    ),
+    responses=error_responses(JobNotFound, RunNotFound, ValidationFailed),
 )
 async def list_runs(
     job_id: JobId,
     scheduler: SchedulerDep,
     limit: Annotated[int, Query(ge=1, le=1000, description="At most this many runs")] = 50,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="Only runs older than this run id, or recorded before this ISO 8601 "
+            "time (without an offset: UTC)",
+        ),
+    ] = None,
+    outcome: Annotated[RunOutcome | None, Query(description="Only runs with this outcome")] = None,
 ) -> ApiResponse[RunList]:
-    return ok(RunList(job_id=job_id, runs=scheduler.get_runs(job_id, limit)))
+    runs = await scheduler.page_runs(job_id, limit=limit, before=_cursor(before), outcome=outcome)
+    next_before = runs[-1].run_id if len(runs) == limit else None
+    return ok(RunList(job_id=job_id, runs=runs, next_before=next_before))
+
+
+def _cursor(before: str | None) -> str | datetime | None:
+    """A run id as it is; a time (it has a '-' and a ':' or is a date) as an aware datetime."""
+    if before is None or not any(c in before for c in "-:"):
+        return before
+    try:
+        moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            "query.before: not a run id (32 hex digits) or an ISO 8601 time"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @router.post(

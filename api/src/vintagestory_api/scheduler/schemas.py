@@ -7,14 +7,24 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
+from vintagestory_api.kit.schemas import ComponentHealth
+
 # Kept in sync with the bound in cron.validate_interval; only documented here, the service
 # enforces it so that a bad interval is INVALID_SCHEDULE like a bad cron.
 MAX_INTERVAL_SECONDS = 31 * 24 * 3600
 
 RunOutcome = Literal[
-    "running", "succeeded", "failed", "timed_out", "skipped", "missed", "cancelled"
+    "running",
+    "succeeded",
+    "failed",
+    "timed_out",
+    "skipped",
+    "missed",
+    "cancelled",
+    "interrupted",
 ]
-RunTrigger = Literal["schedule", "manual"]
+# catch_up: an interval job's run that fell due while the API was down, run once after start.
+RunTrigger = Literal["schedule", "manual", "catch_up"]
 TriggerType = Literal["interval", "cron", "date"]
 
 
@@ -22,6 +32,11 @@ class SchedulerHealth(BaseModel):
     status: Literal["running", "stopped"]
     job_count: int = Field(ge=0)
     running_jobs: int = Field(default=0, ge=0)
+    run_history: ComponentHealth = Field(
+        default_factory=lambda: ComponentHealth(status="ok"),
+        description="The run database (<data>/state/runs.db): degraded when it was damaged and "
+        "set aside, or cannot be written",
+    )
 
 
 class RunError(BaseModel):
@@ -32,7 +47,10 @@ class RunError(BaseModel):
 class JobRun(BaseModel):
     run_id: str
     job_id: str
-    trigger: RunTrigger = Field(description="schedule: fired by its trigger; manual: run-now")
+    trigger: RunTrigger = Field(
+        description="schedule: fired by its trigger; manual: run-now; catch_up: an interval "
+        "job's run that fell due while the API was down, run once soon after it started"
+    )
     outcome: RunOutcome
     scheduled_for: datetime | None = Field(
         default=None, description="When the trigger wanted it to run; null for manual runs"
@@ -45,7 +63,11 @@ class JobRun(BaseModel):
     lateness_ms: int | None = Field(
         default=None, description="started_at (or the time of a skip/miss) minus scheduled_for"
     )
-    reason: str | None = Field(default=None, description="Why it was skipped, missed or stopped")
+    reason: str | None = Field(
+        default=None,
+        description="Why it was skipped, missed, stopped or interrupted (the API stopped while "
+        "it ran)",
+    )
     error: RunError | None = None
     result: dict[str, Any] | None = Field(
         default=None, description="The small JSON summary the job returned, size-capped"
@@ -53,7 +75,8 @@ class JobRun(BaseModel):
 
 
 class RunCounts(BaseModel):
-    """Finished runs of one job per outcome since the API started."""
+    """Finished runs of one job per outcome, since the run database was created (kept across
+    restarts; since the API started when it runs without one)."""
 
     # Frozen: the run history builds one per change of a job's counts and hands the same
     # object to every reader until the next change.
@@ -65,6 +88,7 @@ class RunCounts(BaseModel):
     skipped: int = 0
     missed: int = 0
     cancelled: int = 0
+    interrupted: int = 0
 
 
 class JobInfo(BaseModel):
@@ -97,6 +121,10 @@ class JobList(BaseModel):
 class RunList(BaseModel):
     job_id: str
     runs: list[JobRun] = Field(description="Newest first")
+    next_before: str | None = Field(
+        default=None,
+        description="Pass as ?before= for the next (older) page; null when this page is the last",
+    )
 
 
 class JobDeleted(BaseModel):

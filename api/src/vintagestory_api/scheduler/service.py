@@ -17,30 +17,28 @@ reports the cancellation as a job error).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import functools
-from datetime import datetime, tzinfo
-from typing import Any, Unpack
+from datetime import datetime, timedelta, tzinfo
 
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
-from apscheduler.jobstores.base import JobLookupError
+
+from vintagestory_api.kit.schemas import ComponentHealth
 
 from .cron import timezone_name
 from .dispatch import Dispatcher
-from .errors import JobAlreadyExists, JobNotFound, JobNotResumable, SchedulerNotRunning
+from .errors import JobNotFound, JobNotResumable, SchedulerNotRunning
+from .registry import JobRegistry
+from .run_store import RunStore
 from .runner import CANCEL_WAIT_SECONDS, JobRunner
-from .runs import RunHistory, RunListener, utc_now
+from .runs import DEFAULT_MAX_AGE, RunHistory, RunListener, page_runs, utc_now
 from .schemas import JobDetail, JobInfo, JobRun, SchedulerHealth
 from .specs import (
     JobFunc,
-    JobOptions,
     JobSpec,
-    Schedule,
-    job_spec,
+    job_info,
     local_time,
-    one_off_schedule,
     parse_schedule,
 )
 from .triggers import (
@@ -57,9 +55,10 @@ __all__ = ["JobFunc", "SchedulerService"]
 logger = structlog.get_logger()
 
 NEXT_RUN_TIMES = 5
+_MEMORY_ONLY = ComponentHealth(status="ok", reason="kept in memory only")
 
 
-class SchedulerService:
+class SchedulerService(JobRegistry):
     def __init__(
         self,
         *,
@@ -68,12 +67,15 @@ class SchedulerService:
         default_timeout_seconds: float | None = 300,
         shutdown_grace_seconds: float = 30,
         misfire_grace_seconds: int = 60,
+        run_store: RunStore | None = None,
+        history_max_age: timedelta = DEFAULT_MAX_AGE,
     ) -> None:
         self._default_tz = default_timezone
         self._default_timeout = default_timeout_seconds
         self._grace = shutdown_grace_seconds
         self._misfire_grace = misfire_grace_seconds
-        self._history = RunHistory(history_size)
+        # With a store, the history starts from the run database: runs survive restarts.
+        self._history = RunHistory(history_size, run_store, max_age=history_max_age)
         self._runner = JobRunner(self._history)
         self._jobs: dict[str, JobSpec] = {}
         self._accepting = False
@@ -96,6 +98,11 @@ class SchedulerService:
     @property
     def running(self) -> bool:
         return self._accepting and bool(self._scheduler.running)
+
+    @property
+    def run_store(self) -> RunStore | None:
+        """The run database the history is written to, if any."""
+        return self._history.store
 
     @property
     def default_timezone(self) -> tzinfo:
@@ -152,111 +159,13 @@ class SchedulerService:
         logger.info("scheduler_stopped")
 
     def health(self) -> SchedulerHealth:
+        store = self._history.store
         return SchedulerHealth(
             status="running" if self.running else "stopped",
             job_count=len(self._jobs),
             running_jobs=self._runner.running_count,
+            run_history=store.health if store is not None else _MEMORY_ONLY,
         )
-
-    # -- adding and removing ---------------------------------------------------------------
-
-    def add_interval_job(
-        self,
-        func: JobFunc,
-        seconds: int,
-        job_id: str,
-        *,
-        run_immediately: bool = False,
-        first_run_at: datetime | None = None,
-        **options: Unpack[JobOptions],
-    ) -> JobInfo:
-        """Every `seconds`, from one interval after now, or from `first_run_at` (now with
-        `run_immediately`); later fires keep that phase."""
-        schedule = parse_schedule(interval_seconds=seconds, default_tz=self._default_tz)
-        first = utc_now() if run_immediately and not options.get("paused") else first_run_at
-        return self.add_job(func, job_id, schedule, first_run_at=first, **options)
-
-    def add_cron_job(
-        self,
-        func: JobFunc,
-        cron_expr: str,
-        job_id: str,
-        *,
-        timezone: str | None = None,
-        **options: Unpack[JobOptions],
-    ) -> JobInfo:
-        schedule = parse_schedule(cron=cron_expr, timezone=timezone, default_tz=self._default_tz)
-        return self.add_job(func, job_id, schedule, **options)
-
-    def add_date_job(
-        self, func: JobFunc, run_at: datetime, job_id: str, **options: Unpack[JobOptions]
-    ) -> JobInfo:
-        """A job that fires once, at `run_at` (naive means in the default timezone)."""
-        schedule = one_off_schedule(run_at, default_tz=self._default_tz)
-        return self.add_job(func, job_id, schedule, **options)
-
-    def add_job(
-        self,
-        func: JobFunc,
-        job_id: str,
-        schedule: Schedule,
-        *,
-        first_run_at: datetime | None = None,
-        **options: Unpack[JobOptions],
-    ) -> JobInfo:
-        """Register a job on a checked schedule; `first_run_at` overrides its first fire time."""
-        spec = job_spec(
-            func,
-            job_id,
-            schedule,
-            name=options.get("name"),
-            description=options.get("description"),
-            args=options.get("args", ()),
-            timeout_seconds=options.get("timeout_seconds"),
-            quiet=options.get("quiet", False),
-        )
-        start: dict[str, Any] = {}
-        if options.get("paused"):
-            start["next_run_time"] = None
-        elif first_run_at is not None:
-            start["next_run_time"] = first_run_at
-        return self._add(spec, start)
-
-    def _add(self, spec: JobSpec, start: dict[str, Any]) -> JobInfo:
-        if spec.job_id in self._jobs:
-            raise JobAlreadyExists(f"job '{spec.job_id}' already exists")
-        trigger = make_trigger(spec.schedule)
-        require_first_fire(trigger, spec.schedule.tz, utc_now())
-        self._jobs[spec.job_id] = spec
-        self.changed()
-        self._scheduler.add_job(
-            self._dispatch.fire,
-            trigger,
-            args=(spec.job_id,),
-            id=spec.job_id,
-            name=spec.name,
-            **start,
-        )
-        info = self._info(spec)
-        logger.info(
-            "job_added", job_id=spec.job_id, schedule=info.trigger_details, paused=info.paused
-        )
-        return info
-
-    def remove_job(self, job_id: str) -> None:
-        self._spec(job_id)
-        del self._jobs[job_id]
-        self.changed()
-        self._dispatch.forget(job_id)
-        # APScheduler drops a job by itself once its trigger has no future fire time.
-        with contextlib.suppress(JobLookupError):
-            self._scheduler.remove_job(job_id)
-        # A run in flight is not touched: it finishes and stays in the history.
-        in_flight = self._runner.current(job_id) is not None
-        logger.info("job_removed", job_id=job_id, run_in_flight=in_flight)
-
-    def has_job(self, job_id: str) -> bool:
-        return job_id in self._jobs
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -288,6 +197,25 @@ class SchedulerService:
             raise JobNotFound(job_id)
         return self._history.runs(job_id, limit)
 
+    async def page_runs(
+        self,
+        job_id: str,
+        *,
+        limit: int = 50,
+        before: str | datetime | None = None,
+        outcome: str | None = None,
+    ) -> list[JobRun]:
+        """A page of a job's runs, newest first, older than `before` (a run id or a time),
+        only `outcome` if given; the newest page from memory, deeper ones from the database."""
+        if job_id not in self._jobs and not self._history.knows(job_id):
+            raise JobNotFound(job_id)
+        return await page_runs(self._history, job_id, limit=limit, before=before, outcome=outcome)
+
+    def wake(self) -> None:
+        """Look at due jobs now, e.g. after the host clock jumped (APScheduler otherwise sleeps
+        until the fire time it computed from the old clock)."""
+        self._scheduler.wakeup()
+
     def _spec(self, job_id: str) -> JobSpec:
         spec = self._jobs.get(job_id)
         if spec is None:
@@ -301,19 +229,9 @@ class SchedulerService:
         return raw
 
     def _info(self, spec: JobSpec) -> JobInfo:
-        raw = self._next_run_time(spec.job_id)
-        schedule = spec.schedule
-        return JobInfo(
-            id=spec.job_id,
-            name=spec.name,
-            description=spec.description,
-            trigger_type=schedule.kind,
-            trigger_details=schedule.describe(),
-            interval_seconds=schedule.interval_seconds,
-            cron=schedule.cron.normalized if schedule.cron is not None else None,
-            timezone=timezone_name(schedule.tz),
-            next_run_time=local_time(raw, schedule.tz) if isinstance(raw, datetime) else None,
-            paused=raw is None,
+        return job_info(
+            spec,
+            self._next_run_time(spec.job_id),
             running=self._runner.current(spec.job_id) is not None,
             timeout_seconds=self.timeout_for(spec),
             last_run=self._history.last(spec.job_id),
@@ -392,6 +310,9 @@ class SchedulerService:
         self.changed()
         logger.info("job_next_run_moved", job_id=job_id, next_run_time=when.isoformat())
         return self._info(spec)
+
+    def set_history_max_age(self, max_age: timedelta) -> None:
+        self._history.set_max_age(max_age)
 
     def set_history_size(self, size: int) -> None:
         self._history.resize(size)

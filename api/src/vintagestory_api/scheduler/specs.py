@@ -19,6 +19,7 @@ from .cron import (
     validate_interval,
 )
 from .errors import InvalidSchedule
+from .schemas import JobInfo, JobRun, RunCounts
 
 # Only coroutine functions: a sync job would run in a thread that a timeout or a shutdown
 # cannot stop. The returned mapping becomes the run's `result`.
@@ -110,6 +111,35 @@ class JobSpec:
     timeout_seconds: float | None
     schedule: Schedule
     quiet: bool = False
+
+
+def job_info(
+    spec: JobSpec,
+    next_run: datetime | bool | None,
+    *,
+    running: bool,
+    timeout_seconds: float | None,
+    last_run: JobRun | None,
+    counts: RunCounts,
+) -> JobInfo:
+    """The API view of a job; `next_run` is APScheduler's (None: paused, False: not started)."""
+    schedule = spec.schedule
+    return JobInfo(
+        id=spec.job_id,
+        name=spec.name,
+        description=spec.description,
+        trigger_type=schedule.kind,
+        trigger_details=schedule.describe(),
+        interval_seconds=schedule.interval_seconds,
+        cron=schedule.cron.normalized if schedule.cron is not None else None,
+        timezone=timezone_name(schedule.tz),
+        next_run_time=local_time(next_run, schedule.tz) if isinstance(next_run, datetime) else None,
+        paused=next_run is None,
+        running=running,
+        timeout_seconds=timeout_seconds,
+        last_run=last_run,
+        counts=counts,
+    )
 
 
 def job_spec(
