@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from structlog.testing import capture_logs
 
-from vintagestory_api.models.jobs import JobRun, RunError, RunOutcome
 from vintagestory_api.scheduler.run_store import (
     INTERRUPTED_REASON,
     STORED_OUTCOMES,
@@ -29,6 +28,7 @@ from vintagestory_api.scheduler.run_store import (
     RunStoreClosed,
     UnknownRun,
 )
+from vintagestory_api.scheduler.schemas import JobRun, RunError, RunOutcome
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 # Long enough that nothing is committed by the interval while a test looks: what is on disk
@@ -221,7 +221,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vintagestory_api.models.jobs import JobRun
+from vintagestory_api.scheduler.schemas import JobRun
 from vintagestory_api.scheduler.run_store import RunStore
 
 store = RunStore.open(Path(sys.argv[1]))

@@ -74,8 +74,9 @@ from typing import Any, Final, Literal, TypeVar, get_args, overload
 import structlog
 from pydantic_core import from_json, to_json
 
-from vintagestory_api.models.health import ComponentHealth
-from vintagestory_api.models.jobs import JobRun, RunError, RunOutcome, RunTrigger
+from vintagestory_api.kit.schemas import ComponentHealth
+
+from .schemas import JobRun, RunError, RunOutcome, RunTrigger
 
 __all__ = [
     "INTERRUPTED_REASON",
@@ -94,7 +95,7 @@ T = TypeVar("T")
 Clock = Callable[[], datetime]
 
 # `RunOutcome` plus "interrupted": a run the API was still running when it stopped. Kept here
-# until models/jobs.py knows it too; `_run_from_row` adapts by itself once it does.
+# until scheduler/schemas.py knows it too; `_run_from_row` adapts by itself once it does.
 StoredOutcome = Literal[
     "running",
     "succeeded",
@@ -614,7 +615,7 @@ def _companions(path: Path) -> tuple[Path, Path]:
 def _quarantine(path: Path, now: datetime) -> Path:
     """Rename the database and its WAL files to `<name>.corrupt-<UTC timestamp>[-wal|-shm]`.
 
-    The same naming as the settings files (services/state_files.py); never overwrites an
+    The same naming as the settings files (kit/state_files.py); never overwrites an
     earlier one. The WAL goes first: left next to a new database, SQLite would replay it there.
     """
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
