@@ -9,6 +9,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from vintagestory_api.config import Settings
+from vintagestory_api.kit.http_protocol import http_protocol
 from vintagestory_api.logging import configure_logging
 
 
@@ -36,6 +37,7 @@ def settings_error_message(exc: ValidationError) -> str:
 
 
 APP_FACTORY = "vintagestory_api.app:create_app"
+MAX_REQUEST_HEAD_BYTES = 256 * 1024
 
 
 def main(app_factory: str = APP_FACTORY) -> int:
@@ -58,6 +60,14 @@ def main(app_factory: str = APP_FACTORY) -> int:
         access_log=False,
         lifespan="on",
         server_header=False,
+        # uvicorn's HTTP parser resets the connection once a request head passes this many
+        # bytes (16 KiB by default), before the app could answer: a 200 KB URL got a reset.
+        # Up to this size it reaches the app, which answers 414 for a URL over 8 KiB and 431
+        # for headers over 16 KiB (kit/request_limits.py).
+        h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+        # httptools where installed (uvicorn[standard]), refusing what it cannot parse with
+        # the error envelope; uvloop is picked by uvicorn's "auto" loop the same way.
+        http=http_protocol(),
         # The lifespan waits for running jobs itself (VS_SHUTDOWN_GRACE_SECONDS); uvicorn only
         # has to stop accepting connections and let in-flight requests finish.
         timeout_graceful_shutdown=10,

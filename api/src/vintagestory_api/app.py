@@ -7,7 +7,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 from vintagestory_api import __version__
@@ -28,11 +27,14 @@ from vintagestory_api.errors import (
 )
 from vintagestory_api.health import router as health_router
 from vintagestory_api.health.disk import DiskProbe
+from vintagestory_api.kit.cors import EnvelopeCorsMiddleware
 from vintagestory_api.kit.envelope import ApiResponse, JsonBodyCache
+from vintagestory_api.kit.head_requests import HeadAsGetMiddleware
 from vintagestory_api.kit.http import create_http_client
 from vintagestory_api.kit.instance_lock import InstanceLock, InstanceLocked
 from vintagestory_api.kit.query_params import reject_unknown_query_params
 from vintagestory_api.kit.request_id import RequestIdMiddleware
+from vintagestory_api.kit.request_limits import RequestLimitsMiddleware
 from vintagestory_api.kit.state_files import remove_stale_temp_files
 from vintagestory_api.metrics import jobs as metrics_jobs
 from vintagestory_api.metrics import router as metrics_router
@@ -170,6 +172,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        # Starlette redirected `/healthz/` to a Location built from the caller's Host header
+        # (an open redirect); a trailing slash is a 404 saying to remove it instead.
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.ready = False
@@ -197,16 +202,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router.prometheus_router)
     app.include_router(api)
 
+    # The last added is the outermost. From the outside in: request id (which also answers
+    # unexpected exceptions), HEAD, CORS, request limits, key check.
     # A missing or wrong key is answered before the body is even read (see the module).
     app.add_middleware(ApiKeyMiddleware, prefix=API_PREFIX)
+    # Before the key check, so no oversized body is read whoever sends it; inside CORS, so a
+    # browser can read the 413.
+    app.add_middleware(
+        RequestLimitsMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        # Path prefix -> cap for routes that need more than VS_MAX_BODY_BYTES (uploads).
+        larger_bodies={},
+    )
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCorsMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )
+    # Outside the other layers that answer (CORS, limits, key check): to a HEAD, every answer
+    # is headers only.
+    app.add_middleware(HeadAsGetMiddleware)
     # Added last = outermost: the request id is bound before anything else logs or measures.
     app.add_middleware(RequestIdMiddleware)
     return app

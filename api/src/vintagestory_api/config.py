@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -34,7 +35,14 @@ class Settings(BaseSettings):
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Comma-separated browser origins allowed by CORS; empty turns CORS off",
+        description="Comma-separated browser origins allowed by CORS (scheme://host[:port]); "
+        "empty turns CORS off",
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest request body accepted; larger ones are answered 413 unread",
     )
     timezone: str | None = Field(
         default=None,
@@ -98,7 +106,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_origins(cls, value: object) -> object:
         if isinstance(value, str):
-            return [origin.strip() for origin in value.split(",") if origin.strip()]
+            value = [origin.strip() for origin in value.split(",") if origin.strip()]
+        if isinstance(value, list):
+            return [_origin(item) if isinstance(item, str) else item for item in value]
         return value
 
     @field_validator("timezone", mode="before")
@@ -119,3 +129,41 @@ class Settings(BaseSettings):
     @property
     def state_dir(self) -> Path:
         return self.data_dir / "state"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(text: str) -> str:
+    """`text` as the exact string a browser sends in `Origin`, which CORS compares verbatim.
+
+    `https://x.example/` never matched anything (browsers send no slash), so the slash, a
+    default port and upper case are dropped; anything that is not scheme://host[:port] is an
+    error rather than an origin that silently never matches.
+    """
+    if text == "*":
+        return text
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not an origin ({exc})") from exc
+    if (
+        parts.scheme.lower() not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in {"", "/"}
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+        or "?" in text
+        or "#" in text
+    ):
+        raise ValueError(
+            f"{text!r} is not an origin: give scheme://host[:port], e.g. https://x.example"
+        )
+    scheme = parts.scheme.lower()
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    shown_port = "" if port is None or port == _DEFAULT_PORTS[scheme] else f":{port}"
+    return f"{scheme}://{host}{shown_port}"

@@ -5,6 +5,7 @@ class derived from `ApiError`."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar, Literal
 
 import structlog
@@ -13,6 +14,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
+from starlette.types import Scope
 
 logger = structlog.get_logger()
 
@@ -64,6 +67,47 @@ class ServiceUnavailable(ApiError):
     example = "the service is not running"
 
 
+class PayloadTooLarge(ApiError):
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+    example = "request body is larger than the limit of 1048576 bytes (1 MiB)"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body is larger than the limit of {limit} bytes{_size(limit)}")
+        self.limit = limit
+
+
+class UriTooLong(ApiError):
+    status_code = 414
+    code = "URI_TOO_LONG"
+    example = "the URL (path and query) is longer than the limit of 8192 bytes"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the URL (path and query) is longer than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class HeadersTooLarge(ApiError):
+    status_code = 431
+    code = "REQUEST_HEADERS_TOO_LARGE"
+    example = "the request headers are longer than the limit of 16384 bytes"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the request headers are longer than the limit of {limit} bytes")
+        self.limit = limit
+
+
+class CorsPreflightRefused(ApiError):
+    code = "CORS_PREFLIGHT_REFUSED"
+    example = "CORS preflight refused: origin not allowed"
+
+
+class InternalError(ApiError):
+    status_code = 500
+    code = "INTERNAL_ERROR"
+    example = "internal server error"
+
+
 class StateWriteFailed(ApiError):
     """A state file could not be written; nothing was changed."""
 
@@ -77,6 +121,33 @@ class ExpectedFailure(Exception):
     recorded as a failed run like any other, but logged as one warning line, no traceback."""
 
 
+def _size(limit: int) -> str:
+    for unit, factor in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if limit >= factor and limit % factor == 0:
+            return f" ({limit // factor} {unit})"
+    return ""
+
+
+# How much of a caller's input an error message repeats: enough to recognise it, never so much
+# that a hostile request makes the answer (and the log line) as large as itself.
+ECHO_CHARS = 100
+ECHO_ITEMS = 10
+
+
+def clip(value: object, limit: int = ECHO_CHARS) -> str:
+    """`value` as text for an error message, cut to `limit` characters with an ellipsis."""
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def clip_list(items: Iterable[object], limit: int = ECHO_ITEMS) -> str:
+    """At most `limit` items, each clipped, then how many more there were."""
+    every = list(items)
+    shown = ", ".join(clip(item) for item in every[:limit])
+    hidden = len(every) - limit
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
 _HTTP_CODES: dict[int, str] = {
     400: "BAD_REQUEST",
     401: "UNAUTHORIZED",
@@ -86,9 +157,11 @@ _HTTP_CODES: dict[int, str] = {
     406: "NOT_ACCEPTABLE",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    414: "URI_TOO_LONG",
     415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_ERROR",
     429: "TOO_MANY_REQUESTS",
+    431: "REQUEST_HEADERS_TOO_LARGE",
     500: "INTERNAL_ERROR",
     503: "SERVICE_UNAVAILABLE",
 }
@@ -182,17 +255,37 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"status": "error", "error": {"code": code, "message": message}}
 
 
+def error_response(error: ApiError, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    """The envelope response for `error`, for the handlers and for middleware that answers
+    before (or instead of) the routes."""
+    return JSONResponse(exc_body(error), status_code=error.status_code, headers=headers)
+
+
 def _location(loc: tuple[int | str, ...] | list[int | str]) -> str:
     # "body" / "query" prefixes say where, the rest names the field the caller sent.
     parts = [str(p) for p in loc]
     if len(parts) > 1 and parts[0] in {"body", "query", "path", "header"}:
         where, rest = parts[0], parts[1:]
-        return f"{where}.{'.'.join(rest)}" if where != "body" else ".".join(rest)
-    return ".".join(parts) or "body"
+        text = f"{where}.{'.'.join(rest)}" if where != "body" else ".".join(rest)
+    else:
+        text = ".".join(parts) or "body"
+    # Field names are the caller's (an unknown key may be any length).
+    return clip(text)
 
 
 def validation_message(errors: list[dict[str, Any]] | Any) -> str:
-    """One readable line per problem, each naming the field it is about."""
+    """One readable line per problem, each naming the field it is about; at most ECHO_ITEMS
+    problems, then how many more there were (a body of 20,000 unknown keys is one answer of a
+    few lines, not 20,000)."""
+    problems = list(errors)
+    lines = _validation_lines(problems[:ECHO_ITEMS])
+    hidden = len(problems) - ECHO_ITEMS
+    if hidden > 0:
+        lines.append(f"and {hidden} more")
+    return "; ".join(lines) or "invalid request"
+
+
+def _validation_lines(errors: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for err in errors:
         loc = err.get("loc", ())
@@ -210,18 +303,32 @@ def validation_message(errors: list[dict[str, Any]] | Any) -> str:
             continue
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
-        lines.append(f"{_location(loc)}: {msg}")
-    return "; ".join(lines) or "invalid request"
+        lines.append(f"{_location(loc)}: {clip(msg, 2 * ECHO_CHARS)}")
+    return lines
+
+
+def _without_trailing_slash_matches(request: Request) -> bool:
+    """Whether the path, less its trailing slash, is a route: then the 404 says so."""
+    path: str = request.scope.get("path", "")
+    if len(path) < 2 or not path.endswith("/"):
+        return False
+    scope = {**request.scope, "path": path.rstrip("/") or "/"}
+    return any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map every failure to the one error envelope."""
+    """Map every failure to the one error envelope.
+
+    An unexpected exception is answered by the request-id middleware, inside the request's
+    scope (kit/request_id.py); the `Exception` handler here is the last resort for one raised
+    outside it.
+    """
 
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return JSONResponse(exc_body(exc), status_code=exc.status_code)
+        return error_response(exc)
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         if exc.status_code == 400 and exc.detail == _BODY_NOT_DECODABLE:
             # A body that is not even text is invalid input like malformed JSON: 422, as declared.
@@ -232,7 +339,11 @@ def install_error_handlers(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
         detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").lower()
         if exc.status_code == 404 and detail == "Not Found":
+            # A trailing slash is not redirected (Starlette built the Location from the caller's
+            # Host header: an open redirect); the 404 says what to fix instead.
             detail = "no such route"
+            if _without_trailing_slash_matches(request):
+                detail += "; remove the trailing slash"
         return JSONResponse(
             error_body(code, detail),
             status_code=exc.status_code,
@@ -246,15 +357,20 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception(
-            "unhandled_exception", method=request.method, path=request.url.path, exc_info=exc
-        )
-        return JSONResponse(error_body("INTERNAL_ERROR", "internal server error"), status_code=500)
+        return unexpected_error_response(request.scope, exc)
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(Exception, unexpected_error)
+
+
+def unexpected_error_response(scope: Scope, exc: Exception) -> JSONResponse:
+    """Log an exception nothing handled, with its traceback, and build the 500 envelope."""
+    logger.exception(
+        "unhandled_exception", method=scope.get("method"), path=scope.get("path"), exc_info=exc
+    )
+    return error_response(InternalError("internal server error"))
 
 
 def exc_body(exc: ApiError) -> dict[str, Any]:

@@ -76,6 +76,31 @@ def test_patch_without_key_is_401(client: TestClient) -> None:
     assert client.patch(URL, json={}).status_code == 401
 
 
+def test_many_unknown_settings_are_summarised_not_all_listed(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    body = {f"nope_{i:05d}": 1 for i in range(20_000)}
+    response = client.patch(URL, headers=admin_headers, json=body)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "API_SETTING_UNKNOWN"
+    assert len(error["message"]) < 1000, error["message"][:300]
+    assert "nope_00000" in error["message"]
+    assert "and 19990 more" in error["message"]
+    # The known settings are still named, so the caller can fix the request.
+    assert "job_history_size" in error["message"]
+
+
+def test_a_long_unknown_setting_is_not_echoed_whole(
+    client: TestClient, admin_headers: dict[str, str]
+) -> None:
+    response = client.patch(URL, headers=admin_headers, json={"k" * 8000: 1})
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert len(message) < 600, message[:300]
+    assert "…" in message
+
+
 @pytest.mark.parametrize(
     ("body", "code", "needles"),
     [

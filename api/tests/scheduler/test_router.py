@@ -97,6 +97,24 @@ async def test_unknown_job_is_404_job_not_found(http: httpx.AsyncClient) -> None
         assert response.json()["error"]["code"] == "JOB_NOT_FOUND"
 
 
+async def test_an_overlong_job_id_is_a_short_422(http: httpx.AsyncClient) -> None:
+    response = await http.get(f"{JOBS}/{'a' * 8000}")
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    assert "path.job_id" in error["message"]
+    assert len(error["message"]) < 200, error["message"][:300]
+
+
+async def test_job_not_found_does_not_echo_a_long_id_whole(http: httpx.AsyncClient) -> None:
+    response = await http.post(f"{JOBS}/{'b' * 200}/run")
+    assert response.status_code == 404
+    message = response.json()["error"]["message"]
+    assert message.startswith("job 'bbb")
+    assert "…" in message
+    assert len(message) < 150, message
+
+
 async def test_run_now_is_202_and_a_second_one_while_running_is_409(
     http: httpx.AsyncClient, gate: GatedJob, watcher: RunWatcher
 ) -> None:

@@ -12,7 +12,7 @@ import structlog
 from pydantic import ValidationError
 
 from vintagestory_api.auth.keys import Role
-from vintagestory_api.errors import StateWriteFailed
+from vintagestory_api.errors import StateWriteFailed, clip_list
 from vintagestory_api.kit.schemas import ComponentHealth
 from vintagestory_api.kit.state_files import (
     Loaded,
@@ -57,7 +57,7 @@ def validate_changes(changes: Mapping[str, Any]) -> dict[str, int]:
     unknown = sorted(key for key in changes if key not in known)
     if unknown:
         raise ApiSettingUnknown(
-            f"unknown setting(s): {', '.join(unknown)}; known settings: {', '.join(known)}"
+            f"unknown setting(s): {clip_list(unknown)}; known settings: {', '.join(known)}"
         )
     try:
         # Settings have no rules across fields, so each value is judged against its own bounds.

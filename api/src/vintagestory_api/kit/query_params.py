@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.dependencies.models import Dependant
 
-from vintagestory_api.errors import ValidationFailed
+from vintagestory_api.errors import ValidationFailed, clip
 
 
 def _query_names(dependant: Dependant) -> set[str]:
@@ -28,5 +28,5 @@ async def reject_unknown_query_params(request: Request) -> None:
     if unknown:
         allowed = ", ".join(sorted(_query_names(dependant))) or "none"
         raise ValidationFailed(
-            f"query.{unknown[0]}: unknown query parameter (this route takes: {allowed})"
+            f"query.{clip(unknown[0])}: unknown query parameter (this route takes: {allowed})"
         )

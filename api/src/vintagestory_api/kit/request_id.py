@@ -1,7 +1,10 @@
-"""One layer around every request: its id, its access log line and its HTTP metrics.
+"""One layer around every request: its id, its access log line and its HTTP metrics, and the
+answer to an exception nothing handled.
 
 The request id is bound to every log line of the request and returned as `X-Request-ID`. Doing
-the metrics here too keeps one `send` wrapper per request instead of one per concern.
+the metrics here too keeps one `send` wrapper per request instead of one per concern. Starlette
+answers unhandled exceptions in its outermost layer, after this one has finished: that 500 had
+no `X-Request-ID` and its log line no request id, so they are answered here instead.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import Protocol
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vintagestory_api.errors import unexpected_error_response
 
 from .routes import KNOWN_METHODS, RouteLabeler
 
@@ -61,11 +66,13 @@ class RequestIdMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
         status = 500
+        responded = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, responded
             if message["type"] == "http.response.start":
                 status = message["status"]
+                responded = True
                 headers = [(k, v) for k, v in message.get("headers", []) if k != REQUEST_ID_HEADER]
                 headers.append((REQUEST_ID_HEADER, request_id.encode()))
                 message["headers"] = headers
@@ -73,6 +80,13 @@ class RequestIdMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            # Logged (with the id bound) and answered here, and not raised further: that would
+            # log it twice more, by Starlette and by uvicorn. Once a response has begun its
+            # status is sent; the server closes the connection of the unfinished response.
+            response = unexpected_error_response(scope, exc)
+            if not responded:
+                await response(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = self._labeler.route(scope)
@@ -83,7 +97,9 @@ class RequestIdMiddleware:
             if metrics is not None:
                 method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"
                 metrics.observe_request(route, method, status, seconds)
-            logger.info(
+            # A 5xx is the service failing, which an operator alerts on; a 4xx is the caller's.
+            log = logger.error if status >= 500 else logger.info
+            log(
                 "http_request",
                 method=scope["method"],
                 path=scope["path"],

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import tzlocal
 
+from vintagestory_api.errors import clip
+
 from .errors import InvalidSchedule
 
 if TYPE_CHECKING:
@@ -107,7 +109,7 @@ def parse_crontab(expr: str, *, field: str = "cron") -> CronSpec:
         macro = _MACROS.get(text.lower())
         if macro is None:
             known = ", ".join(_MACROS)
-            raise InvalidSchedule(field, f"unknown macro '{text}'; supported: {known}")
+            raise InvalidSchedule(field, f"unknown macro '{clip(text)}'; supported: {known}")
         text = macro
     values = _parse_fields(text, field)
     parts = text.split()
@@ -214,21 +216,25 @@ def _fail(field: str, spec: _Field, reason: str) -> InvalidSchedule:
 
 def _parse_field(text: str, spec: _Field, field: str) -> frozenset[int]:
     if "?" in text:
-        raise _fail(field, spec, f"'{text}' uses '?', a Quartz extension; standard cron uses '*'")
+        raise _fail(
+            field, spec, f"'{clip(text)}' uses '?', a Quartz extension; standard cron uses '*'"
+        )
     if "#" in text:
-        raise _fail(field, spec, f"'{text}' uses '#', a Quartz extension standard cron lacks")
+        raise _fail(field, spec, f"'{clip(text)}' uses '#', a Quartz extension standard cron lacks")
     values: set[int] = set()
     for term in text.split(","):
         if not term:
-            raise _fail(field, spec, f"'{text}' has an empty list item")
+            raise _fail(field, spec, f"'{clip(text)}' has an empty list item")
         base, slash, step_text = term.partition("/")
         step = 1
         if slash:
             if not (step_text.isascii() and step_text.isdigit()):
-                raise _fail(field, spec, f"'{term}' has step '{step_text}', not a whole number")
+                raise _fail(
+                    field, spec, f"'{clip(term)}' has step '{clip(step_text)}', not a whole number"
+                )
             step = int(step_text)
             if step == 0:
-                raise _fail(field, spec, f"'{term}' has step 0; a step must be 1 or more")
+                raise _fail(field, spec, f"'{clip(term)}' has step 0; a step must be 1 or more")
         if base == "*":
             first, last = spec.lo, spec.star_hi
         else:
@@ -244,7 +250,7 @@ def _parse_field(text: str, spec: _Field, field: str) -> frozenset[int]:
                 # 'a/n' means a through the field's end, as cronie and APScheduler read it.
                 last = spec.hi if slash else first
             if last < first:
-                raise _fail(field, spec, f"'{term}' is a reversed range; write it low-high")
+                raise _fail(field, spec, f"'{clip(term)}' is a reversed range; write it low-high")
         values.update(range(first, last + 1, step))
     if spec is _DOW:
         return frozenset(v % 7 for v in values)
@@ -255,15 +261,15 @@ def _value(text: str, spec: _Field, field: str) -> int:
     if text.isascii() and text.isdigit():
         value = int(text)
         if not spec.lo <= value <= spec.hi:
-            raise _fail(field, spec, f"'{text}' is out of range {spec.lo}-{spec.hi}")
+            raise _fail(field, spec, f"'{clip(text)}' is out of range {spec.lo}-{spec.hi}")
         return value
     if text.lower() in spec.names:
         return spec.names.index(text.lower()) + spec.lo
     if _QUARTZ_TERM.match(text):
-        raise _fail(field, spec, f"'{text}' uses 'L' or 'W', Quartz extensions cron lacks")
+        raise _fail(field, spec, f"'{clip(text)}' uses 'L' or 'W', Quartz extensions cron lacks")
     if not text:
         raise _fail(field, spec, "has a list item or range with a missing number")
-    raise _fail(field, spec, f"'{text}' is not {spec.kind} {spec.lo}-{spec.hi}")
+    raise _fail(field, spec, f"'{clip(text)}' is not {spec.kind} {spec.lo}-{spec.hi}")
 
 
 def _render_numbers(values: frozenset[int], spec: _Field) -> str:
@@ -332,10 +338,11 @@ def validate_interval(seconds: object, *, field: str = "interval_seconds") -> in
             raise InvalidSchedule(field, f"must be a whole number of seconds, got {seconds!r}")
         seconds = int(seconds)
     if seconds <= 0:
-        raise InvalidSchedule(field, f"must be at least 1 second, got {seconds}")
+        raise InvalidSchedule(field, f"must be at least 1 second, got {clip(seconds)}")
     if seconds > MAX_INTERVAL_SECONDS:
         raise InvalidSchedule(
-            field, f"must be at most {MAX_INTERVAL_SECONDS} seconds (31 days), got {seconds}"
+            field,
+            f"must be at most {MAX_INTERVAL_SECONDS} seconds (31 days), got {clip(seconds)}",
         )
     return seconds
 

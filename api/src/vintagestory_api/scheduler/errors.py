@@ -8,6 +8,7 @@ from vintagestory_api.errors import (
     NotFound,
     ServiceUnavailable,
     ValidationFailed,
+    clip,
 )
 
 
@@ -20,7 +21,7 @@ class JobNotFound(SchedulerError, NotFound):
     example = "job 'mod_cache_refresh' does not exist"
 
     def __init__(self, job_id: str, message: str | None = None) -> None:
-        super().__init__(message or f"job '{job_id}' does not exist")
+        super().__init__(message or f"job '{clip(job_id)}' does not exist")
         self.job_id = job_id
 
 
@@ -40,7 +41,7 @@ class JobAlreadyRunning(SchedulerError, Conflict):
     example = "job 'mod_cache_refresh' is already running"
 
     def __init__(self, job_id: str) -> None:
-        super().__init__(f"job '{job_id}' is already running")
+        super().__init__(f"job '{clip(job_id)}' is already running")
         self.job_id = job_id
 
 

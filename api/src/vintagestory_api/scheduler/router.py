@@ -46,7 +46,16 @@ router = APIRouter(
 )
 triggers_router = APIRouter(prefix="/triggers", tags=["triggers"])
 
-JobId = Annotated[str, Path(description="The job's id", examples=["mod_cache_refresh"])]
+# Bounded so that an 8,000-character id is a short 422, not a lookup and an echo of it.
+MAX_JOB_ID_LENGTH = 200
+JobId = Annotated[
+    str,
+    Path(
+        description="The job's id",
+        examples=["mod_cache_refresh"],
+        max_length=MAX_JOB_ID_LENGTH,
+    ),
+]
 
 # "Try it out" bodies in /docs: valid, and harmless to send.
 SCHEDULE_EXAMPLES: dict[str, Example] = {
