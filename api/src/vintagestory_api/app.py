@@ -31,10 +31,11 @@ from vintagestory_api.kit.cors import EnvelopeCorsMiddleware
 from vintagestory_api.kit.envelope import ApiResponse, JsonBodyCache
 from vintagestory_api.kit.head_requests import HeadAsGetMiddleware
 from vintagestory_api.kit.http import create_http_client
-from vintagestory_api.kit.instance_lock import InstanceLock, InstanceLocked
+from vintagestory_api.kit.instance_lock import InstanceLock
 from vintagestory_api.kit.query_params import reject_unknown_query_params
 from vintagestory_api.kit.request_id import RequestIdMiddleware
 from vintagestory_api.kit.request_limits import RequestLimitsMiddleware
+from vintagestory_api.kit.startup import OneLineStartupFailure, StartupRefused
 from vintagestory_api.kit.state_files import remove_stale_temp_files
 from vintagestory_api.metrics import jobs as metrics_jobs
 from vintagestory_api.metrics import router as metrics_router
@@ -87,17 +88,13 @@ OPENAPI_TAGS = [
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build, start and (in reverse order, whatever fails) stop everything the API runs."""
     settings: Settings = app.state.settings
-    for directory in (settings.data_dir, settings.state_dir):
-        directory.mkdir(parents=True, exist_ok=True)
-    app.state.disk = DiskProbe(settings.data_dir)
+    _make_data_dirs(settings)
+    app.state.disk = DiskProbe(settings.data_dir, min_free_bytes=settings.min_free_disk_bytes)
     async with AsyncExitStack() as stack:
         # One scheduler per data dir: a second instance would run every job a second time.
+        # A lock that is taken or unusable refuses the start (StartupRefused, one log line).
         lock = InstanceLock(settings.state_dir / SCHEDULER_LOCK_FILE)
-        try:
-            lock.acquire()
-        except InstanceLocked as exc:
-            logger.error("instance_already_running", lock=str(exc.path), message=str(exc))
-            raise
+        lock.acquire()
         stack.callback(lock.release)
         app.state.api_keys = load_api_keys(settings)
         # Only once this process owns the data dir may it touch temp files and state.
@@ -148,6 +145,19 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             app.state.ready = False
     logger.info("api_stopped")
+
+
+def _make_data_dirs(settings: Settings) -> None:
+    for directory in (settings.data_dir, settings.state_dir):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            reason = (exc.strerror or str(exc)).lower()
+            raise StartupRefused(
+                f"cannot create the data directory {directory}: {reason}; set VS_DATA_DIR to a "
+                "directory this user may write",
+                path=str(directory),
+            ) from None
 
 
 def _resize_metrics(
@@ -225,6 +235,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outside the other layers that answer (CORS, limits, key check): to a HEAD, every answer
     # is headers only.
     app.add_middleware(HeadAsGetMiddleware)
-    # Added last = outermost: the request id is bound before anything else logs or measures.
+    # Added late = outside: the request id is bound before anything else logs or measures.
     app.add_middleware(RequestIdMiddleware)
+    # Outermost, and only for the lifespan: a failed startup is one log line, not a traceback.
+    app.add_middleware(OneLineStartupFailure)
     return app

@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# Shorter keys can be guessed; a generated key has 43 characters.
+MIN_API_KEY_LENGTH = 16
 
 
 class Settings(BaseSettings):
@@ -22,10 +25,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8080, ge=1, le=65535, description="TCP port to listen on")
     api_key_admin: SecretStr | None = Field(
         default=None,
-        description="Admin key; generated and stored in <data>/state/admin-api-key when unset",
+        description="Admin key (at least 16 characters); generated and stored in "
+        "<data>/state/admin-api-key when unset or empty",
     )
     api_key_monitor: SecretStr | None = Field(
-        default=None, description="Read-only key; the monitor role is off when unset"
+        default=None,
+        description="Read-only key (at least 16 characters); the monitor role is off when unset "
+        "or empty",
     )
     log_level: LogLevel = Field(default="INFO", description="Minimum level logged")
     log_format: Literal["json", "console"] | None = Field(
@@ -89,6 +95,36 @@ class Settings(BaseSettings):
     moddb_concurrency: int = Field(
         default=4, ge=1, le=16, description="Mod database lookups in flight at once"
     )
+    min_free_disk_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=0,
+        description="Free space on the data directory's filesystem below which /healthz reports "
+        "the disk degraded, before writes start failing; 0 turns the check off",
+    )
+
+    @field_validator("api_key_admin", "api_key_monitor", mode="before")
+    @classmethod
+    def _check_key(cls, value: object, info: ValidationInfo) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(text, str):
+            return value
+        # Surrounding whitespace cannot arrive in a header (HTTP strips it), so it is not part
+        # of a key; and an empty key is no key: `VS_API_KEY_ADMIN=` must not mean "every
+        # request is refused", nor let an empty header in.
+        text = text.strip()
+        if not text:
+            return None
+        if len(text) < MIN_API_KEY_LENGTH:
+            instead = (
+                "unset it to have one generated"
+                if info.field_name == "api_key_admin"
+                else "unset it to turn the monitor role off"
+            )
+            raise ValueError(
+                f"is {len(text)} characters long; a key needs at least {MIN_API_KEY_LENGTH} to "
+                f"be secret ({instead})"
+            )
+        return text
 
     @field_validator("log_level", mode="before")
     @classmethod

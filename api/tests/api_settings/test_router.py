@@ -9,6 +9,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from structlog.testing import capture_logs
 
 from vintagestory_api.api_settings.schemas import ApiSettings
 from vintagestory_api.api_settings.service import API_SETTINGS_FILE
@@ -195,3 +196,29 @@ def test_openapi_documents_the_patch_body_and_errors(client: TestClient) -> None
     assert schema["additionalProperties"] is False
     assert set(schema["properties"]) == set(ApiSettings.model_fields)
     assert {"403", "422"} <= set(operation["responses"])
+
+
+def _snapshot(*paths: Path) -> dict[Path, tuple[bytes, int, int]]:
+    # A write replaces the file (new inode) and rotates the backup, so the inode tells even a
+    # rewrite with identical bytes apart.
+    return {p: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in paths}
+
+
+@pytest.mark.parametrize("body", ["empty", "every_value_as_it_is"])
+def test_patch_that_changes_nothing_leaves_file_and_backup_untouched(
+    client: TestClient, settings: Settings, admin_headers: dict[str, str], body: str
+) -> None:
+    assert client.patch(URL, headers=admin_headers, json={"job_history_size": 5}).is_success
+    assert client.patch(URL, headers=admin_headers, json={"job_history_size": 6}).is_success
+    path = _file(settings)
+    backup = path.with_name(path.name + ".bak")
+    before = _snapshot(path, backup)
+    current = client.get(URL, headers=admin_headers).json()["data"]["settings"]
+    payload = {} if body == "empty" else {key: info["value"] for key, info in current.items()}
+    with capture_logs() as logs:
+        response = client.patch(URL, headers=admin_headers, json=payload)
+    assert response.status_code == 200
+    assert response.json()["data"]["settings"]["job_history_size"]["value"] == 6
+    assert _snapshot(path, backup) == before
+    assert json.loads(backup.read_text())["job_history_size"] == 5
+    assert not [entry for entry in logs if entry["event"] == "api_settings_changed"]

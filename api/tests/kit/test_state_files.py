@@ -10,7 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from tests.support.damage import KINDS, damage, release_fifo
+from vintagestory_api.kit.file_reads import NotARegularFile
 from vintagestory_api.kit.state_files import (
     CorruptStateFile,
     load_state,
@@ -194,3 +197,82 @@ def test_file_is_always_one_complete_version_when_the_writer_is_killed(tmp_path:
             assert _check_complete(backup) <= n
     remove_stale_temp_files(path.parent)
     assert sorted(p.name for p in path.parent.iterdir()) == ["settings.json", "settings.json.bak"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_state_sets_an_unreadable_file_aside_and_uses_the_backup(
+    tmp_path: Path, kind: str
+) -> None:
+    path = tmp_path / "a.json"
+    write_json(path, {"v": 1})
+    write_json(path, {"v": 2})
+    damage(path, kind)
+    try:
+        loaded = load_state(path, _dict, event="x_corrupt")
+    finally:
+        release_fifo(path)
+    assert (loaded.value, loaded.source) == ({"v": 1}, "backup")
+    assert loaded.corrupt_reason
+    assert loaded.quarantined_to is not None
+    assert loaded.quarantined_to.name.startswith("a.json.corrupt-")
+    assert not path.exists()
+
+
+def test_load_state_names_what_is_wrong_with_a_file_that_is_not_a_file(tmp_path: Path) -> None:
+    damage(tmp_path / "d.json", "directory")
+    damage(tmp_path / "f.json", "fifo")
+    assert "directory" in (load_state(tmp_path / "d.json", _dict, event="x").corrupt_reason or "")
+    assert "FIFO" in (load_state(tmp_path / "f.json", _dict, event="x").corrupt_reason or "")
+
+
+def test_load_state_keeps_running_when_the_bad_file_cannot_be_set_aside(tmp_path: Path) -> None:
+    # A name at the filesystem's limit: `<name>.corrupt-<ts>` is too long, so the rename fails
+    # for real (as it does in a read-only directory).
+    path = tmp_path / ("s" * 240 + ".json")
+    path.write_bytes(b"{broken")
+    with capture_logs() as logs:
+        loaded = load_state(path, _dict, event="x_corrupt")
+    assert (loaded.value, loaded.source, loaded.quarantined_to) == (None, "none", None)
+    assert "could not be set aside" in (loaded.problem or "")
+    assert path.read_bytes() == b"{broken"
+    (entry,) = [e for e in logs if e["event"] == "x_corrupt"]
+    assert entry["log_level"] == "error"
+    assert entry["set_aside_failed"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_load_state_sets_an_unreadable_backup_aside(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "a.json"
+    path.write_bytes(b"{broken")
+    backup = tmp_path / "a.json.bak"
+    damage(backup, kind)
+    try:
+        loaded = load_state(path, _dict, event="x_corrupt")
+    finally:
+        release_fifo(backup)
+    assert (loaded.value, loaded.source) == (None, "none")
+    assert not backup.exists()
+    assert len(list(tmp_path.glob("a.json.bak.corrupt-*"))) == 1
+
+
+def test_read_json_of_a_fifo_fails_at_once_instead_of_waiting_for_a_writer(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "a.json"
+    damage(path, "fifo")
+    try:
+        with pytest.raises(NotARegularFile, match="FIFO"):
+            read_json(path)
+    finally:
+        release_fifo(path)
+
+
+def test_write_atomic_sets_a_backup_that_is_not_a_file_aside(tmp_path: Path) -> None:
+    path = tmp_path / "a.json"
+    write_atomic(path, b"one")
+    damage(tmp_path / "a.json.bak", "directory")
+    write_atomic(path, b"two")
+    assert path.read_bytes() == b"two"
+    assert (tmp_path / "a.json.bak").read_bytes() == b"one"
+    (kept,) = tmp_path.glob("a.json.bak.corrupt-*")
+    assert (kept / "left-here").exists()

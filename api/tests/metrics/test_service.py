@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.damage import KINDS, damage, release_fifo
 from tests.support.metrics_fakes import fake_sample
 from vintagestory_api.metrics.jobs import metrics_collection
 from vintagestory_api.metrics.schemas import DiskSample, MetricsSample
@@ -111,6 +113,20 @@ async def test_unusable_pid_file_means_no_game_server(
 ) -> None:
     (data_dir / "state" / "server.pid").write_text(content)
     assert (await metrics.sample()).game_server is None
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_unreadable_pid_file_means_no_game_server_and_never_blocks(
+    metrics: MetricsService, data_dir: Path, kind: str
+) -> None:
+    pid_file = data_dir / "state" / "server.pid"
+    damage(pid_file, kind)
+    try:
+        # A FIFO must not hold the sampler until some writer comes along.
+        sample = await asyncio.wait_for(metrics.sample(), timeout=10)
+    finally:
+        release_fifo(pid_file)
+    assert sample.game_server is None
 
 
 async def test_recycled_pid_is_not_taken_for_the_old_process(

@@ -241,6 +241,19 @@ async def test_pause_and_resume_are_persisted_and_logged(world: World) -> None:
     assert not JobStateStore.load(world.state_dir / JOB_STATE_FILE).is_paused("metrics_collection")
 
 
+async def test_pause_or_resume_that_changes_nothing_leaves_the_files_untouched(
+    world: World,
+) -> None:
+    path = world.state_dir / JOB_STATE_FILE
+    await world.control.pause("metrics_collection", role=ADMIN)
+    await world.control.pause("mod_cache_refresh", role=ADMIN)
+    files = (path, path.with_name(path.name + ".bak"))
+    before = [(p.read_bytes(), p.stat().st_ino) for p in files]
+    await world.control.pause("metrics_collection", role=ADMIN)
+    await world.control.resume("server_versions_check", role=ADMIN)
+    assert [(p.read_bytes(), p.stat().st_ino) for p in files] == before
+
+
 async def test_pause_is_undone_when_it_cannot_be_saved(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

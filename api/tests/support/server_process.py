@@ -33,6 +33,7 @@ class ServerProcess:
         env: Mapping[str, str] | None = None,
         args: tuple[str, ...] = (),
         module: str = "vintagestory_api",
+        preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -54,6 +55,7 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            preexec_fn=preexec_fn,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
+from tests.support.damage import damage
 from tests.support.keys import MONITOR_KEY
 from tests.support.stub_server import FIXTURES, Fault, StubServer
 from tests.support.vs_wiring import ADMIN, running_app, set_game_version, stub_settings, versions_of
@@ -222,6 +223,40 @@ async def test_corrupt_cache_is_kept_aside_and_service_starts_empty(
     assert latest["update_available"] is False
     assert any(e["event"] == "versions_cache_corrupt" for e in logs)
     assert list(cache.parent.glob("versions-cache.json.corrupt-*"))
+
+
+async def test_cache_damaged_at_startup_stays_reported_after_a_refresh_rewrites_it(
+    vs_settings: Settings, data_dir: Path
+) -> None:
+    cache = data_dir / "state" / "versions-cache.json"
+    damage(cache, "directory")
+    async with running_app(vs_settings) as (app, client):
+        await server_versions_check(versions_of(app))
+        entry = (await client.get("/healthz")).json()["data"]["state_files"][cache.name]
+        assert cache.is_file()
+    # The refresh (which runs at once at startup) must not hide that something broke the file.
+    assert entry["status"] == "degraded"
+    assert "kept as versions-cache.json.corrupt-" in entry["reason"]
+
+
+async def test_failed_cache_write_is_reported_until_a_write_succeeds(
+    vs_settings: Settings, data_dir: Path
+) -> None:
+    cache = data_dir / "state" / "versions-cache.json"
+    async with running_app(vs_settings) as (app, client):
+        # Nothing can be renamed over a directory that is not empty: the write fails for real.
+        damage(cache, "directory")
+        await server_versions_check(versions_of(app))
+        failed = (await client.get("/healthz")).json()["data"]["state_files"][cache.name]
+        (cache / "left-here").unlink()
+        cache.rmdir()
+        await server_versions_check(versions_of(app))
+        saved = (await client.get("/healthz")).json()["data"]["state_files"][cache.name]
+        latest = (await client.get(LATEST, headers=ADMIN)).json()["data"]
+    assert failed["status"] == "degraded"
+    assert "write failed" in failed["reason"]
+    assert saved == {"status": "ok", "reason": None}
+    assert latest["stable"] == "1.22.7"
 
 
 async def test_before_any_check_everything_is_null(vs_settings: Settings) -> None:

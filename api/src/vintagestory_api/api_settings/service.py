@@ -18,6 +18,7 @@ from vintagestory_api.kit.state_files import (
     Loaded,
     complete_even_if_cancelled,
     load_state,
+    write_failed_health,
     write_json,
 )
 
@@ -80,15 +81,7 @@ def parse_document(document: Any) -> tuple[ApiSettings, dict[str, Any]]:
 
 
 def _health(path: Path, loaded: Loaded[Any]) -> ComponentHealth:
-    if loaded.corrupt_reason is None:
-        return _OK
-    kept = f"; kept as {loaded.quarantined_to.name}" if loaded.quarantined_to else ""
-    using = "its backup" if loaded.source == "backup" else "defaults"
-    return ComponentHealth(
-        status="degraded",
-        reason=f"{path.name}: {loaded.corrupt_reason}{kept}; running on {using} until the "
-        "next successful change",
-    )
+    return loaded.health(path, without_backup="defaults", until="until the next successful change")
 
 
 class ApiSettingsService:
@@ -134,6 +127,9 @@ class ApiSettingsService:
     def health(self) -> ComponentHealth:
         return self._health
 
+    def state_file_health(self) -> dict[str, ComponentHealth]:
+        return {self._path.name: self._health}
+
     def view(self) -> ApiSettingsView:
         return describe(self._settings, self.unknown_keys)
 
@@ -153,17 +149,25 @@ class ApiSettingsService:
         async with self._lock:
             old = self._settings
             new = ApiSettings.model_validate({**old.model_dump(), **changes})
+            # Writing the same values would still rotate `.bak` and lose the previous version.
+            # Only when the file is known not to hold what is running (damaged at startup, or
+            # a write failed) does a change of nothing write: it repairs the file.
+            if new == old and self._health.status == "ok":
+                return new
             document = {**self._unknown, **new.model_dump()}
             try:
                 # Blocking fsyncs run in a thread; the lock is held so writes never overlap.
                 await asyncio.to_thread(write_json, self._path, document)
             except OSError as exc:
                 logger.error("api_settings_write_failed", file=str(self._path), error=str(exc))
+                self._health = write_failed_health(self._path, exc)
                 raise StateWriteFailed(f"settings could not be saved: {exc}") from exc
             self._settings = new
             if self._health.status != "ok":
                 logger.info("api_settings_recovered", file=str(self._path))
             self._health = _OK
+            if new == old:
+                return new
             diff = {
                 key: {"old": getattr(old, key), "new": getattr(new, key)}
                 for key in changes

@@ -30,6 +30,21 @@ def disk_health(path: str) -> DiskHealth | None:
     )
 
 
+def judged(reading: DiskHealth | None, min_free_bytes: int) -> DiskHealth | None:
+    """The reading, degraded when its free space is below `min_free_bytes` (0: never)."""
+    if reading is None:
+        return None
+    update: dict[str, object] = {"min_free_bytes": min_free_bytes}
+    if min_free_bytes > 0 and reading.free_bytes < min_free_bytes:
+        # Said before writes fail, so an operator can act while changes still save.
+        update["status"] = "degraded"
+        update["reason"] = (
+            f"{reading.free_bytes} bytes free, less than the {min_free_bytes} that "
+            "VS_MIN_FREE_DISK_BYTES asks for; writes of settings and caches may soon fail"
+        )
+    return reading.model_copy(update=update)
+
+
 class DiskProbe:
     """Disk usage of one directory, read at most once per `max_age` seconds.
 
@@ -41,10 +56,12 @@ class DiskProbe:
         self,
         path: Path,
         *,
+        min_free_bytes: int = 0,
         max_age: float = MAX_AGE_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._path = str(path.resolve())
+        self._min_free_bytes = min_free_bytes
         self._max_age = max_age
         self._clock = clock
         self._reading: DiskHealth | None = None
@@ -53,5 +70,6 @@ class DiskProbe:
     def read(self) -> DiskHealth | None:
         now = self._clock()
         if self._read_at is None or now - self._read_at >= self._max_age:
-            self._reading, self._read_at = disk_health(self._path), now
+            reading = judged(disk_health(self._path), self._min_free_bytes)
+            self._reading, self._read_at = reading, now
         return self._reading

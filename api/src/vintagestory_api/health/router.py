@@ -10,7 +10,7 @@ from vintagestory_api.kit.envelope import ApiResponse, ok
 from vintagestory_api.kit.schemas import ComponentHealth
 from vintagestory_api.scheduler.schemas import SchedulerHealth
 
-from .disk import DiskProbe, disk_health
+from .disk import DiskProbe, disk_health, judged
 from .schemas import DiskHealth, HealthData, ReadyData
 
 router = APIRouter(tags=["health"])
@@ -22,6 +22,20 @@ def _scheduler_health(request: Request) -> SchedulerHealth:
         return SchedulerHealth(status="stopped", job_count=0, running_jobs=0)
     health: SchedulerHealth = scheduler.health()
     return health
+
+
+# What on app.state keeps a state file, each answering `state_file_health()`: the keys, the
+# operator settings, the job state, the two caches.
+_STATE_FILE_OWNERS = ("api_keys", "api_settings", "job_state", "versions", "mods")
+
+
+def _state_files(request: Request) -> dict[str, ComponentHealth]:
+    files: dict[str, ComponentHealth] = {}
+    for name in _STATE_FILE_OWNERS:
+        owner = getattr(request.app.state, name, None)
+        if owner is not None:
+            files.update(owner.state_file_health())
+    return dict(sorted(files.items()))
 
 
 def _settings_health(request: Request) -> ComponentHealth:
@@ -41,18 +55,34 @@ def _disk(request: Request) -> DiskHealth | None:
     probe: DiskProbe | None = getattr(request.app.state, "disk", None)
     if probe is None:
         settings: Settings = request.app.state.settings
-        return disk_health(str(settings.data_dir.resolve()))
+        return judged(disk_health(str(settings.data_dir.resolve())), settings.min_free_disk_bytes)
     return probe.read()
 
 
-@router.get("/healthz", summary="Liveness: is the API up, and how are its parts")
+@router.get(
+    "/healthz",
+    summary="Liveness: is the API up, and how are its parts",
+    description="Always 200 while the API answers; `status` in the body is `degraded` when a "
+    "part needs attention (each part says why in its `reason`).",
+)
 async def healthz(request: Request) -> ApiResponse[HealthData]:
+    scheduler = _scheduler_health(request)
+    disk = _disk(request)
+    files = _state_files(request)
+    degraded = (
+        scheduler.status != "running"
+        or scheduler.run_history.status != "ok"
+        or (disk is not None and disk.status != "ok")
+        or any(entry.status != "ok" for entry in files.values())
+    )
     return ok(
         HealthData(
+            status="degraded" if degraded else "ok",
             version=__version__,
-            scheduler=_scheduler_health(request),
-            disk=_disk(request),
+            scheduler=scheduler,
+            disk=disk,
             settings=_settings_health(request),
+            state_files=files,
         )
     )
 

@@ -16,14 +16,48 @@ class DiskHealth(BaseModel):
     used_bytes: int
     free_bytes: int
     used_percent: float
+    status: Literal["ok", "degraded"] = Field(
+        default="ok", description="degraded when free space is below min_free_bytes"
+    )
+    reason: str | None = None
+    min_free_bytes: int = Field(
+        default=0, description="The threshold (VS_MIN_FREE_DISK_BYTES); 0 when the check is off"
+    )
 
 
 class HealthData(BaseModel):
-    api: Literal["healthy"] = "healthy"
+    api: Literal["healthy"] = Field(
+        default="healthy", description="Always healthy when the API answers (liveness)"
+    )
+    status: Literal["ok", "degraded"] = Field(
+        default="ok",
+        description="degraded when any part below is: the scheduler not running, the disk low "
+        "on space, or a state file damaged or failing to be written",
+    )
     version: str
     scheduler: SchedulerHealth
     disk: DiskHealth | None = Field(description="Space on the data directory's filesystem")
-    settings: ComponentHealth = Field(default_factory=lambda: ComponentHealth(status="ok"))
+    settings: ComponentHealth = Field(
+        default_factory=lambda: ComponentHealth(status="ok"),
+        description="The operator settings and the job state files together: the first of "
+        "them that is degraded",
+    )
+    state_files: dict[str, ComponentHealth] = Field(
+        default_factory=dict,
+        description="Each file the service keeps under <data>/state/, by name: degraded when it "
+        "was damaged at startup (and set aside) or its last write failed",
+        examples=[
+            {
+                "admin-api-key": {"status": "ok", "reason": None},
+                "api-settings.json": {
+                    "status": "degraded",
+                    "reason": "api-settings.json: is a directory, not a regular file; kept as "
+                    "api-settings.json.corrupt-20250101T000000000000Z; running on its backup "
+                    "until the next successful change",
+                },
+            }
+        ],
+    )
 
 
 class ReadyData(BaseModel):

@@ -2,7 +2,9 @@
 
 Every file the service writes under `<data>/state/` goes through here, so that a crash at any
 moment leaves either the old or the new complete version on disk, and a bad file is kept for the
-admin to inspect instead of being silently overwritten.
+admin to inspect instead of being silently overwritten. A file that cannot be read at all (a
+directory in its place, a FIFO, no permission) is a bad file like any other: set aside, and the
+service runs on the backup or the defaults instead of failing to start.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import stat
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -18,6 +21,9 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import structlog
+
+from .file_reads import kind_of, os_error_reason, read_file_bytes
+from .schemas import ComponentHealth
 
 logger = structlog.get_logger()
 
@@ -66,8 +72,9 @@ def write_atomic(path: Path, data: bytes, *, keep_backup: bool = True, mode: int
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
-        if keep_backup and path.exists():
+        if keep_backup and path.is_file():
             backup = path.with_name(path.name + ".bak")
+            _set_aside_if_not_a_file(backup)
             backup_tmp = path.with_name(backup.name + suffix)
             backup_tmp.unlink(missing_ok=True)
             try:
@@ -81,6 +88,23 @@ def write_atomic(path: Path, data: bytes, *, keep_backup: bool = True, mode: int
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
+
+
+def _set_aside_if_not_a_file(path: Path) -> None:
+    # Nothing can be renamed over a directory, so a directory where the backup goes would make
+    # every later write fail; it is kept aside like any bad file instead.
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode) and not stat.S_ISLNK(mode):
+        moved = quarantine(path)
+        logger.error(
+            "state_file_backup_set_aside",
+            file=str(path),
+            reason=f"is {kind_of(mode)}, not a regular file",
+            kept_as=str(moved),
+        )
 
 
 def _copy_durably(source: Path, target: Path, mode: int) -> None:
@@ -98,20 +122,6 @@ def dump_json(value: Any) -> bytes:
 
 def write_json(path: Path, value: Any, *, keep_backup: bool = True) -> None:
     write_atomic(path, dump_json(value), keep_backup=keep_backup)
-
-
-async def save_cache(path: Path, value: Any, *, failure_event: str) -> bool:
-    """Durably write a cache file in a worker thread; a failed write is logged, not raised.
-
-    For caches only: the fresh data is still served from memory, so a full disk costs the
-    copy a restart would read, not the run that fetched it.
-    """
-    try:
-        await asyncio.to_thread(write_json, path, value)
-    except OSError as exc:
-        logger.error(failure_event, file=str(path), reason=str(exc))
-        return False
-    return True
 
 
 def remove_stale_temp_files(directory: Path) -> list[Path]:
@@ -223,10 +233,9 @@ def _bracket_depth(text: str) -> int:
 
 
 def read_json(path: Path, *, max_bytes: int = MAX_STATE_FILE_BYTES) -> Any:
-    """Read and strictly parse a JSON state file; `FileNotFoundError` when it is absent."""
-    with path.open("rb") as handle:
-        raw = handle.read(max_bytes + 1)
-    return parse_json_bytes(path, raw, max_bytes=max_bytes)
+    """Read and strictly parse a JSON state file; `FileNotFoundError` when it is absent, another
+    `OSError` (`NotARegularFile` included) when it cannot be read."""
+    return parse_json_bytes(path, read_file_bytes(path, max_bytes), max_bytes=max_bytes)
 
 
 @dataclass(frozen=True)
@@ -237,35 +246,108 @@ class Loaded(Generic[T]):
     source: str  # "file", "backup" or "none"
     corrupt_reason: str | None = None
     quarantined_to: Path | None = None
+    # Why the bad file is still in place, when renaming it aside failed.
+    set_aside_error: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """The file's problem in one sentence for `/healthz`, or None when it loaded cleanly."""
+        if self.corrupt_reason is None:
+            return None
+        if self.quarantined_to is not None:
+            kept = f"; kept as {self.quarantined_to.name}"
+        elif self.set_aside_error is not None:
+            kept = f"; it could not be set aside ({self.set_aside_error})"
+        else:
+            kept = ""
+        return f"{self.corrupt_reason}{kept}"
+
+    def health(self, path: Path, *, without_backup: str, until: str) -> ComponentHealth:
+        """`degraded` with what went wrong and what the service runs on instead, else `ok`."""
+        if self.problem is None:
+            return ComponentHealth(status="ok")
+        using = "its backup" if self.source == "backup" else without_backup
+        return ComponentHealth(
+            status="degraded", reason=f"{path.name}: {self.problem}; running on {using} {until}"
+        )
+
+
+def write_failed_health(path: Path, exc: OSError) -> ComponentHealth:
+    """A state file whose last write failed: what runs may no longer be what is on disk."""
+    return ComponentHealth(
+        status="degraded",
+        reason=f"{path.name}: the last write failed ({exc.strerror or exc}); changes cannot be "
+        "saved until a write succeeds",
+    )
+
+
+def set_aside(path: Path) -> tuple[Path | None, str | None]:
+    """Quarantine `path`; (where it went, None) or, when even that fails, (None, why)."""
+    try:
+        return quarantine(path), None
+    except OSError as exc:
+        # A read-only directory, a mount point: the service still runs, on what it has.
+        return None, (exc.strerror or str(exc)).lower()
 
 
 def load_state(path: Path, validate: Callable[[Any], T], *, event: str) -> Loaded[T]:
     """Load `path` through `validate`; on any problem keep the bad file aside and try `.bak`.
 
     `validate` raises (ValueError or pydantic's ValidationError) when the parsed JSON is not a
-    valid document. A corrupt file is renamed to `<name>.corrupt-<ts>` and `event` is logged at
-    error level with the reason; `value` is None when neither the file nor its backup is usable.
+    valid document. A file that is bad or cannot be read at all (`OSError`: a directory, a FIFO,
+    no permission) is renamed to `<name>.corrupt-<ts>` and `event` is logged at error level with
+    the reason; if the rename fails too, the file stays and the service runs on without it.
+    `value` is None when neither the file nor its backup is usable. Never raises for a file.
     """
     backup = path.with_name(path.name + ".bak")
+    moved: Path | None = None
+    aside_error: str | None = None
     try:
         return Loaded(value=validate(read_json(path)), source="file")
     except FileNotFoundError:
         if not backup.exists():
             return Loaded(value=None, source="none")
-        reason, moved = "file is missing but a backup exists", None
-    except (CorruptStateFile, ValueError) as exc:
-        reason = exc.reason if isinstance(exc, CorruptStateFile) else _short(exc)
-        moved = quarantine(path)
-        logger.error(event, file=str(path), reason=reason, kept_as=str(moved))
+        reason = "file is missing but a backup exists"
+    except (CorruptStateFile, ValueError, OSError) as exc:
+        reason = _reason(exc)
+        moved, aside_error = set_aside(path)
+        logger.error(
+            event,
+            file=str(path),
+            reason=reason,
+            kept_as=str(moved) if moved else None,
+            set_aside_failed=aside_error,
+        )
+
+    def found(value: T | None, source: str) -> Loaded[T]:
+        return Loaded(value, source, reason, moved, aside_error)
+
     try:
         value = validate(read_json(backup))
     except FileNotFoundError:
-        return Loaded(value=None, source="none", corrupt_reason=reason, quarantined_to=moved)
-    except (CorruptStateFile, ValueError) as exc:
-        logger.error(event, file=str(backup), reason=_short(exc), kept_as=str(backup))
-        return Loaded(value=None, source="none", corrupt_reason=reason, quarantined_to=moved)
+        return found(None, "none")
+    except (CorruptStateFile, ValueError, OSError) as exc:
+        # Set aside as well: a directory there would block every later write's backup, and a
+        # bad one would be reported again at each start.
+        backup_moved, backup_error = set_aside(backup)
+        logger.error(
+            event,
+            file=str(backup),
+            reason=_reason(exc),
+            kept_as=str(backup_moved) if backup_moved else None,
+            set_aside_failed=backup_error,
+        )
+        return found(None, "none")
     logger.warning("state_file_restored_from_backup", file=str(path), backup=str(backup))
-    return Loaded(value=value, source="backup", corrupt_reason=reason, quarantined_to=moved)
+    return found(value, "backup")
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, CorruptStateFile):
+        return exc.reason
+    if isinstance(exc, OSError):
+        return os_error_reason(exc)
+    return _short(exc)
 
 
 _unfinished: set[asyncio.Task[Any]] = set()

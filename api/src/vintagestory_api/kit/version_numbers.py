@@ -11,6 +11,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import structlog
+
+from .file_reads import os_error_reason, read_file_bytes
+
+logger = structlog.get_logger()
+
 _VERSION = re.compile(
     r"^v?(?P<numbers>\d+(?:\.\d+)*)"
     r"(?:[-.+_]?(?P<label>[a-z]+)[-.]?(?P<n>\d+)?)?$",
@@ -68,11 +74,17 @@ def newest(versions: list[str]) -> str | None:
 
 
 def read_installed_game_version(data_dir: Path) -> str | None:
-    """The installed server version from `<data>/server/current_version`, or None."""
+    """The installed server version from `<data>/server/current_version`, or None.
+
+    Read on requests, so nothing about the file may fail one: unreadable is unknown (logged).
+    """
+    path = data_dir / "server" / "current_version"
     try:
-        with (data_dir / "server" / "current_version").open("rb") as handle:
-            raw = handle.read(256)
+        raw = read_file_bytes(path, 255)
     except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        logger.warning("installed_version_unreadable", file=str(path), reason=os_error_reason(exc))
         return None
     text = raw.decode("utf-8", errors="replace").strip()
     return text if version_key(text) is not None else None

@@ -16,6 +16,8 @@ from typing import Any
 import psutil
 import structlog
 
+from vintagestory_api.kit.file_reads import os_error_reason, read_file_bytes
+
 from .prometheus import PrometheusMetrics, SchedulerLike
 from .schemas import DiskSample, HostSample, MetricsSample, ProcessSample
 
@@ -223,12 +225,16 @@ class MetricsService:
 
     def _read_pid(self) -> int | None:
         try:
-            text = self._pid_file.read_text(encoding="ascii", errors="replace").strip()
+            # Non-blocking and bounded: a FIFO or a device here must not hang the sampler.
+            raw = read_file_bytes(self._pid_file, 32)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
-            logger.warning("server_pid_file_unreadable", path=str(self._pid_file), error=str(exc))
+            logger.warning(
+                "server_pid_file_unreadable", path=str(self._pid_file), error=os_error_reason(exc)
+            )
             return None
+        text = raw.decode("ascii", errors="replace").strip()
         if not text.isdigit() or int(text) <= 0:
             return None
         return int(text)

@@ -14,14 +14,14 @@ import structlog
 
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import ExpectedFailure
+from vintagestory_api.kit.cache_file import CacheFile
 from vintagestory_api.kit.http import (
     FetchPolicy,
     JsonFetcher,
     UpstreamError,
     UpstreamUnreachable,
 )
-from vintagestory_api.kit.schemas import CheckOutcome
-from vintagestory_api.kit.state_files import load_state, save_cache
+from vintagestory_api.kit.schemas import CheckOutcome, ComponentHealth
 from vintagestory_api.kit.version_numbers import (
     is_newer,
     newest,
@@ -106,9 +106,14 @@ class ModsService:
         self._scanner = ModScanner(data_dir / "serverdata" / "Mods")
         self._scan_lock = threading.Lock()
         self._refresh_lock = asyncio.Lock()
-        self._cache_path = data_dir / "state" / CACHE_FILE
-        loaded = load_state(self._cache_path, ModCache.model_validate, event="mod_cache_corrupt")
-        self._cache = loaded.value if loaded.value is not None else ModCache()
+        self._file = CacheFile(
+            data_dir / "state" / CACHE_FILE, ModCache.model_validate, name="mod_cache"
+        )
+        cached = self._file.load()
+        self._cache = cached if cached is not None else ModCache()
+
+    def state_file_health(self) -> dict[str, ComponentHealth]:
+        return self._file.state_file_health()
 
     def last_checked_at(self) -> datetime | None:
         """When the mod database was last asked (from the cache, so also after a restart)."""
@@ -272,11 +277,7 @@ class ModsService:
         )
 
     async def _save(self) -> None:
-        await save_cache(
-            self._cache_path,
-            self._cache.model_dump(mode="json"),
-            failure_event="mod_cache_write_failed",
-        )
+        await self._file.save(self._cache.model_dump(mode="json"))
 
 
 def build_mods_service(settings: Settings, client: httpx.AsyncClient) -> ModsService:

@@ -14,6 +14,7 @@ from vintagestory_api.kit.schemas import ComponentHealth
 from vintagestory_api.kit.state_files import (
     complete_even_if_cancelled,
     load_state,
+    write_failed_health,
     write_json,
 )
 
@@ -57,20 +58,18 @@ class JobStateStore:
     def load(cls, path: Path) -> JobStateStore:
         loaded = load_state(path, parse_document, event="job_state_corrupt")
         paused = frozenset(loaded.value.paused) if loaded.value is not None else frozenset()
-        health = None
-        if loaded.corrupt_reason is not None:
-            using = "its backup" if loaded.source == "backup" else "no paused jobs"
-            health = ComponentHealth(
-                status="degraded",
-                reason=f"{path.name}: {loaded.corrupt_reason}; running on {using} until the "
-                "next successful change",
-            )
+        health = loaded.health(
+            path, without_backup="no paused jobs", until="until the next successful change"
+        )
         logger.info("job_state_loaded", source=loaded.source, paused=sorted(paused))
         return cls(path, paused, health)
 
     @property
     def health(self) -> ComponentHealth:
         return self._health
+
+    def state_file_health(self) -> dict[str, ComponentHealth]:
+        return {self._path.name: self._health}
 
     @property
     def paused(self) -> frozenset[str]:
@@ -85,6 +84,8 @@ class JobStateStore:
 
     async def _set_paused(self, job_id: str, paused: bool) -> bool:
         async with self._lock:
+            # Unchanged is not written (that would rotate `.bak` away), unless the file is known
+            # not to hold what is running: then this write repairs it.
             if (job_id in self._paused) == paused and self._health.status == "ok":
                 return False
             new = self._paused | {job_id} if paused else self._paused - {job_id}
@@ -93,6 +94,7 @@ class JobStateStore:
                 await asyncio.to_thread(write_json, self._path, document)
             except OSError as exc:
                 logger.error("job_state_write_failed", file=str(self._path), error=str(exc))
+                self._health = write_failed_health(self._path, exc)
                 raise StateWriteFailed(f"job state could not be saved: {exc}") from exc
             changed = new != self._paused
             self._paused = new

@@ -13,9 +13,9 @@ from pydantic import BaseModel, ValidationError
 
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import ExpectedFailure
+from vintagestory_api.kit.cache_file import CacheFile
 from vintagestory_api.kit.http import FetchPolicy, JsonFetcher, UpstreamError
-from vintagestory_api.kit.schemas import CheckOutcome
-from vintagestory_api.kit.state_files import load_state, save_cache
+from vintagestory_api.kit.schemas import CheckOutcome, ComponentHealth
 from vintagestory_api.kit.version_numbers import (
     is_newer,
     newest,
@@ -108,12 +108,15 @@ class VersionsService:
         self._fetcher = fetcher
         self._base_url = base_url.rstrip("/")
         self._data_dir = data_dir
-        self._cache_path = data_dir / "state" / CACHE_FILE
         self._lock = asyncio.Lock()
-        loaded = load_state(
-            self._cache_path, VersionsCache.model_validate, event="versions_cache_corrupt"
+        self._file = CacheFile(
+            data_dir / "state" / CACHE_FILE, VersionsCache.model_validate, name="versions_cache"
         )
-        self._cache = loaded.value if loaded.value is not None else VersionsCache()
+        cached = self._file.load()
+        self._cache = cached if cached is not None else VersionsCache()
+
+    def state_file_health(self) -> dict[str, ComponentHealth]:
+        return self._file.state_file_health()
 
     def last_checked_at(self) -> datetime | None:
         """When the versions were last checked (from the cache, so also after a restart)."""
@@ -226,11 +229,7 @@ class VersionsService:
         }
 
     async def _save(self) -> None:
-        await save_cache(
-            self._cache_path,
-            self._cache.model_dump(mode="json"),
-            failure_event="versions_cache_write_failed",
-        )
+        await self._file.save(self._cache.model_dump(mode="json"))
 
 
 def build_versions_service(settings: Settings, client: httpx.AsyncClient) -> VersionsService:
