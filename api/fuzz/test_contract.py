@@ -1,5 +1,5 @@
-"""Every operation against the declared contract: with the admin key, without a key, and in
-stateful job workflows. `FUZZ_MAX_EXAMPLES` sets the budget per operation."""
+"""Every operation against the declared contract: with the admin key, the monitor key, without
+a key, and in stateful job workflows. `FUZZ_MAX_EXAMPLES` sets the budget per operation."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from .harness import (
     ADMIN_KEY,
+    MONITOR_KEY,
     fuzz_operations,
     fuzz_stateful,
     no_key_is_rejected,
@@ -19,6 +20,16 @@ def test_every_operation_with_the_admin_key_keeps_its_contract(
 ) -> None:
     report = fuzz_operations(
         app, schema, run="admin", headers={"X-API-Key": ADMIN_KEY}, max_examples=max_examples
+    )
+    assert not report.failures, report.summary()
+
+
+def test_every_operation_with_the_monitor_key_keeps_its_contract(
+    app: FastAPI, schema: OpenApiSchema, max_examples: int
+) -> None:
+    # The read-only key: reads answer, changes are a documented 403, nothing else breaks.
+    report = fuzz_operations(
+        app, schema, run="monitor", headers={"X-API-Key": MONITOR_KEY}, max_examples=max_examples
     )
     assert not report.failures, report.summary()
 

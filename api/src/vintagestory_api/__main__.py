@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 from types import FrameType
 
@@ -72,8 +73,20 @@ def main(app_factory: str = APP_FACTORY) -> int:
         # has to stop accepting connections and let in-flight requests finish.
         timeout_graceful_shutdown=10,
     )
+    # Bind before the lifespan: with the port taken, the whole startup (lock, jobs, upstream
+    # checks) would otherwise run first, only for uvicorn to fail to listen afterwards.
+    try:
+        family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+        listener = socket.create_server((settings.host, settings.port), family=family)
+    except OSError as exc:
+        print(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}; is "
+            "another process using the port? Stop it or set VS_PORT (VS_HOST for the address)",
+            file=sys.stderr,
+        )
+        return 1
     server = _Server(config)
-    server.run()
+    server.run(sockets=[listener])
     return 0 if server.started else 1
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -72,3 +73,26 @@ def test_every_log_line_is_json_and_no_key_is_logged(server: ServerProcess) -> N
 def test_sigint_stops_the_server_cleanly(server: ServerProcess) -> None:
     server.signal(signal.SIGINT)
     assert server.wait_exit() == 0
+
+
+def test_a_taken_port_is_refused_in_one_line_before_anything_starts(tmp_path: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VS_")}
+        env.update(
+            {"VS_PORT": str(port), "VS_DATA_DIR": str(tmp_path / "data"), "VS_LOG_FORMAT": "json"}
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "vintagestory_api"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    # Refused before the lifespan: no lock taken, no state written, no job registered.
+    assert "api_started" not in result.stdout
+    assert not (tmp_path / "data").exists()

@@ -151,3 +151,13 @@ def test_a_200_year_preview_lists_50_leap_days_and_only_real_dst_warnings(
     assert times == sorted(times)
     assert times[-1].year - times[0].year > 190
     assert data["warnings"] == []
+
+
+@pytest.mark.parametrize("start", ["0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00"])
+def test_a_start_at_the_edge_of_what_a_datetime_holds_is_a_422(
+    client: TestClient, monitor_headers: dict[str, str], start: str
+) -> None:
+    body = {"cron": "0 4 * * *", "timezone": "Pacific/Kiritimati", "start": start}
+    response = client.post(PREVIEW, headers=monitor_headers, json=body)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "INVALID_SCHEDULE"

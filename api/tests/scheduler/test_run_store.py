@@ -245,14 +245,17 @@ def test_a_run_of_a_killed_process_is_interrupted_and_counted(db_path: Path) -> 
     try:
         assert child.stdout is not None
         deadline = time.monotonic() + 30
-        line = ""
-        # Its log lines come first, on the same stream.
-        while line != "recorded\n":
+        seen = b""
+        # Its log lines come first, on the same stream. Read the pipe itself: a buffered
+        # readline could hold "recorded" back while select() reports nothing more to read.
+        fd = child.stdout.fileno()
+        while b"recorded\n" not in seen:
             left = deadline - time.monotonic()
-            ready, _, _ = select.select([child.stdout], [], [], max(left, 0))
+            ready, _, _ = select.select([fd], [], [], max(left, 0))
             assert ready, "the child did not record its runs in time"
-            line = child.stdout.readline()
-            assert line, "the child ended before recording its runs"
+            chunk = os.read(fd, 65536)
+            assert chunk, "the child ended before recording its runs"
+            seen += chunk
         child.send_signal(signal.SIGKILL)
         assert child.wait(timeout=10) == -signal.SIGKILL
     finally:

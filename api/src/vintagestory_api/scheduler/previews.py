@@ -27,8 +27,12 @@ def preview_schedule(
     )
     tz = schedule.tz
     begin = datetime.now(tz) if start is None else start
-    begin = begin.replace(tzinfo=tz) if begin.tzinfo is None else begin.astimezone(tz)
-    if not PREVIEW_START_MIN <= begin <= PREVIEW_START_MAX:
+    try:
+        begin = begin.replace(tzinfo=tz) if begin.tzinfo is None else begin.astimezone(tz)
+        in_range = PREVIEW_START_MIN <= begin <= PREVIEW_START_MAX
+    except OverflowError:  # year 1 or 9999 shifted out of what a datetime holds
+        in_range = False
+    if not in_range:
         raise InvalidSchedule(
             "start", "must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z"
         )

@@ -137,15 +137,14 @@ async def list_runs(
 
 
 def _cursor(before: str | None) -> str | datetime | None:
-    """A run id as it is; a time (it has a '-' and a ':' or is a date) as an aware datetime."""
+    """An ISO 8601 time as an aware datetime (naive: UTC); anything else is a run id, which is
+    404 RUN_NOT_FOUND when the job has no such run."""
     if before is None or not any(c in before for c in "-:"):
         return before
     try:
         moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
     except ValueError:
-        raise ValidationFailed(
-            "query.before: not a run id (32 hex digits) or an ISO 8601 time"
-        ) from None
+        return before
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from vintagestory_api.kit.schemas import ComponentHealth
 
@@ -189,6 +189,7 @@ class JobScheduleUpdate(_ScheduleFields):
 
 # Previews list fire times from a start in this range: before 1970 nothing was ever scheduled,
 # and far enough below year 9999 that 50 fire times of any schedule still fit in a datetime.
+# Checked in previews.py (422 INVALID_SCHEDULE naming start), where the schedule's zone is known.
 PREVIEW_START_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 PREVIEW_START_MAX = datetime(9000, 1, 1, tzinfo=UTC)
 
@@ -201,17 +202,6 @@ class TriggerPreviewRequest(_ScheduleFields):
         description="List fire times after this moment (ISO 8601; without an offset it is read "
         "in the schedule's timezone), from 1970 to 9000; default now",
     )
-
-    @field_validator("start")
-    @classmethod
-    def _start_in_range(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return value
-        # A naive start is checked as wall time here and again in the schedule's zone later.
-        moment = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        if not PREVIEW_START_MIN <= moment <= PREVIEW_START_MAX:
-            raise ValueError("must be between 1970-01-01T00:00:00Z and 9000-01-01T00:00:00Z")
-        return value
 
 
 class ScheduleWarningInfo(BaseModel):
