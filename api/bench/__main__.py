@@ -19,7 +19,7 @@ from bench.processes import API_DIR
 from bench.report import Row, machine, render, write_json
 from vintagestory_api.logging import configure_logging
 
-SECTIONS = ("dispatch", "http", "responsiveness", "previews", "startup")
+SECTIONS = ("dispatch", "http", "history", "responsiveness", "previews", "startup")
 DEFAULT_JSON = API_DIR / "bench" / "results" / "latest.json"
 
 
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
                 "http": lambda: served.throughput_and_memory(bench),
                 "responsiveness": lambda: served.responsiveness(bench),
                 "previews": lambda: served.preview_storm(bench),
+                "history": lambda: served.history_depth(bench),
                 "startup": lambda: served.startup_and_idle(bench),
             }
             for name in SECTIONS:

@@ -13,19 +13,23 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import tempfile
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bench.report import Row, median, percentile
+from vintagestory_api.scheduler.run_store import RunStore
 from vintagestory_api.scheduler.service import SchedulerService
 
-Kind = Literal["ours", "bare"]
+# "db": ours writing every run to the run database, as the served API does.
+Kind = Literal["ours", "bare", "db"]
 
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 60}
 
@@ -66,8 +70,10 @@ def _at(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC)
 
 
-async def _ours(scenario: Scenario, interval: int, t0: float, rec: _Recorder) -> None:
-    service = SchedulerService(default_timezone=UTC, shutdown_grace_seconds=5)
+async def _ours(
+    scenario: Scenario, interval: int, t0: float, rec: _Recorder, store: RunStore | None = None
+) -> None:
+    service = SchedulerService(default_timezone=UTC, shutdown_grace_seconds=5, run_store=store)
     await service.start()
     try:
         for i in range(scenario.jobs):
@@ -117,11 +123,20 @@ def _trial(kind: Kind, scenario: Scenario, interval: int, fires: int) -> list[fl
     async def main() -> None:
         # Lead time for adding the jobs; generous so no trial starts already late.
         rec.t0 = time.time() + 0.3 + scenario.jobs * 0.001
+        if kind == "db":
+            await _ours(scenario, interval, rec.t0, rec, store)
+            return
         runner: Callable[..., Coroutine[Any, Any, None]] = _ours if kind == "ours" else _bare
         await runner(scenario, interval, rec.t0, rec)
 
     gc.collect()
-    asyncio.run(main())
+    with tempfile.TemporaryDirectory(prefix="vs-bench-runs-") as workdir:
+        store = RunStore.open(Path(workdir) / "runs.db") if kind == "db" else None
+        try:
+            asyncio.run(main())
+        finally:
+            if store is not None:
+                store.close()
     t0 = rec.t0
     lateness = []
     for index, started in rec.starts:
@@ -135,10 +150,12 @@ def run(rounds: int, fires: int, interval: int = 1) -> list[Row]:
     rows: list[Row] = []
     for scenario in SCENARIOS:
         stats: dict[Kind, dict[str, list[float]]] = {
-            kind: {"p50": [], "p99": [], "max": []} for kind in ("ours", "bare")
+            kind: {"p50": [], "p99": [], "max": []} for kind in ("ours", "bare", "db")
         }
         for n in range(rounds):
-            order: tuple[Kind, Kind] = ("ours", "bare") if n % 2 == 0 else ("bare", "ours")
+            order: tuple[Kind, ...] = (
+                ("ours", "bare", "db") if n % 2 == 0 else ("db", "bare", "ours")
+            )
             for kind in order:
                 samples = _trial(kind, scenario, interval, fires)
                 stats[kind]["p50"].append(percentile(samples, 50))
@@ -158,6 +175,22 @@ def run(rounds: int, fires: int, interval: int = 1) -> list[Row]:
                     target=1.2 if targeted else float("nan"),
                     rounds=rounds,
                     detail={"per_round": {k: v[stat] for k, v in stats.items()}},
+                )
+            )
+        if not scenario.spread:
+            # The run database's cost on the dispatch path: ours with it against ours without.
+            rows.append(
+                Row(
+                    section="dispatch lateness",
+                    name=f"{scenario.label}: p99 with the run database",
+                    unit="ms",
+                    ours=median(stats["db"]["p99"]),
+                    baseline=median(stats["ours"]["p99"]),
+                    baseline_name="same scheduler, no database",
+                    compare="ratio_max",
+                    target=1.1,
+                    rounds=rounds,
+                    detail={"per_round": {k: stats[k]["p99"] for k in ("db", "ours")}},
                 )
             )
     return rows

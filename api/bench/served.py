@@ -8,12 +8,15 @@ the other, alternating which goes first, except idle CPU, where both idle side b
 from __future__ import annotations
 
 import json
+import os
+import sqlite3
 import threading
 import time
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,8 @@ from bench import load
 from bench.bare import JOBS_PATH
 from bench.processes import Child, free_port
 from bench.report import Row, median, percentile
+from vintagestory_api.scheduler.run_store import RunStore
+from vintagestory_api.scheduler.schemas import JobRun
 
 ADMIN_KEY = "bench-admin-key-0123456789abcdef"
 HEADERS = {"X-API-Key": ADMIN_KEY}
@@ -87,14 +92,24 @@ class Bench:
         }
 
     @contextmanager
-    def ours(self, *, bench_app: bool, mode: str = "noop") -> Iterator[Server]:
-        """Ours: the plain service, or (bench_app) the bench factory with 50 jobs."""
+    def ours(
+        self,
+        *,
+        bench_app: bool,
+        mode: str = "noop",
+        jobs: int = BENCH_JOBS,
+        prepare: Callable[[Path], None] | None = None,
+    ) -> Iterator[Server]:
+        """Ours: the plain service, or (bench_app) the bench factory with `jobs` jobs;
+        `prepare` gets the data dir before the process starts."""
         port = free_port()
         workdir = self._next_dir("ours")
         env = self._ours_env(workdir, port)
+        if prepare is not None:
+            prepare(workdir / "data")
         if bench_app:
             env.update(
-                BENCH_JOBS=str(BENCH_JOBS),
+                BENCH_JOBS=str(jobs),
                 BENCH_JOB_MODE=mode,
                 BENCH_STUB_URL=f"http://127.0.0.1:{self.stub_port}/slow",
             )
@@ -362,6 +377,83 @@ def preview_storm(bench: Bench) -> list[Row]:
             "ms", median(busy), median(idle), "same service idle", "abs_max", 100.0,
             rounds=plan.rounds, detail=detail),
     ]  # fmt: skip
+
+
+HISTORY_JOBS = 100
+HISTORY_PER_JOB = 1000  # the largest job_history_size: 100,000 runs within retention
+
+
+def _prefill(runs_per_job: int, jobs: int) -> Callable[[Path], None]:
+    """Write a run database as weeks of firing would leave it, and a job_history_size that
+    keeps it all."""
+
+    def prepare(data_dir: Path) -> None:
+        state = data_dir / "state"
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "api-settings.json").write_text(json.dumps({"job_history_size": 1000}))
+        start = datetime.now(UTC) - timedelta(days=30)
+        with RunStore.open(state / "runs.db") as store:
+            for job in range(jobs):
+                for n in range(runs_per_job):
+                    began = start + timedelta(seconds=n * 60 + job)
+                    store.record(
+                        JobRun(
+                            run_id=os.urandom(16).hex(),
+                            job_id=f"bench_job_{job:03d}",
+                            trigger="schedule",
+                            outcome="succeeded",
+                            scheduled_for=began,
+                            started_at=began,
+                            finished_at=began + timedelta(milliseconds=5),
+                            duration_ms=5,
+                            lateness_ms=1,
+                            result={"ok": True},
+                        )
+                    )
+
+    return prepare
+
+
+def history_depth(bench: Bench) -> list[Row]:
+    """GET /jobs and a page of runs with 100,000 stored runs, against the same with 50."""
+    plan = bench.plan
+    runs_path = f"{JOBS_PATH}/bench_job_000/runs?limit=50"
+    paths = (JOBS_PATH, runs_path)
+    results: dict[str, dict[str, list[load.LoadResult]]] = {
+        path: {"deep": [], "shallow": []} for path in paths
+    }
+    stored: dict[str, int] = {}
+    setups = {
+        "deep": _prefill(HISTORY_PER_JOB, HISTORY_JOBS),
+        "shallow": _prefill(50, 1),
+    }
+    for n in range(plan.rounds):
+        for name in ("deep", "shallow") if n % 2 == 0 else ("shallow", "deep"):
+            data_dirs: list[Path] = []
+
+            def prepare(data_dir: Path, name: str = name, seen: list[Path] = data_dirs) -> None:
+                seen.append(data_dir)
+                setups[name](data_dir)
+
+            with bench.ours(bench_app=True, jobs=HISTORY_JOBS, prepare=prepare) as ours:
+                ours.ready()
+                for path in paths:
+                    ours.load(path, 1)  # warm-up, not counted
+                    results[path][name].append(ours.load(path, plan.load_seconds))
+            db = data_dirs[0] / "state" / "runs.db"
+            with sqlite3.connect(db) as connection:
+                stored[name] = connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    rows = []
+    for path in paths:
+        deep, shallow = results[path]["deep"], results[path]["shallow"]
+        rows.append(
+            Row(f"HTTP GET {path.split('?')[0]}", "throughput, 100,000 stored runs vs 50",
+                "req/s", median([r.rps for r in deep]), median([r.rps for r in shallow]),
+                "same service, 50 runs", "ratio_min", 0.9, rounds=plan.rounds,
+                detail={"stored_runs_after": stored, "retention_limit":
+                        HISTORY_JOBS * HISTORY_PER_JOB})
+        )  # fmt: skip
+    return rows
 
 
 def startup_and_idle(bench: Bench) -> list[Row]:

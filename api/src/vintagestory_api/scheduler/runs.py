@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 from collections import deque
@@ -192,7 +193,8 @@ class RunHistory:
     def runs(self, job_id: str, limit: int | None = None) -> list[JobRun]:
         """The job's newest runs, newest first (see `_snapshot`)."""
         runs = self._runs.get(job_id, ())
-        chosen = list(runs)[:limit] if limit is not None else list(runs)
+        # islice: a page of 50 from a history of 1,000 copies 50, not 1,000.
+        chosen = list(itertools.islice(runs, limit)) if limit is not None else list(runs)
         return [_snapshot(run) for run in chosen]
 
     def last(self, job_id: str) -> JobRun | None:
