@@ -124,8 +124,10 @@ def _runs(server: ServerProcess) -> list[dict[str, object]]:
 
 
 def _stored_outcomes(db: Path) -> list[str]:
+    """The outcomes of the sleeper's runs in the run database (other jobs run here too)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as connection:
-        return [row[0] for row in connection.execute("SELECT outcome FROM runs")]
+        rows = connection.execute("SELECT outcome FROM runs WHERE job_id = ?", (JOB_ID,))
+        return [row[0] for row in rows]
 
 
 def test_runs_survive_a_restart_and_a_run_cut_off_by_sigkill_is_interrupted(
