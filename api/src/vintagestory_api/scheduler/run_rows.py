@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
-from typing import Any, Final, Literal, get_args, overload
+from typing import Any, Final, get_args, overload
 
 import structlog
 from pydantic_core import from_json, to_json
@@ -21,18 +21,9 @@ logger = structlog.get_logger()
 
 Clock = Callable[[], datetime]
 
-# `RunOutcome` plus "interrupted": a run the API was still running when it stopped. Kept here
-# until scheduler/schemas.py knows it too; `run_from_row` adapts by itself once it does.
-StoredOutcome = Literal[
-    "running",
-    "succeeded",
-    "failed",
-    "timed_out",
-    "skipped",
-    "missed",
-    "cancelled",
-    "interrupted",
-]
+# The outcomes a stored run can have: the API's own, "interrupted" included (a run the API was
+# still running when it stopped).
+StoredOutcome = RunOutcome
 STORED_OUTCOMES: Final[frozenset[str]] = frozenset(get_args(StoredOutcome))
 INTERRUPTED: Final = "interrupted"
 INTERRUPTED_REASON: Final = "the API stopped while it ran"
