@@ -20,11 +20,17 @@ from vintagestory_api.auth.keys import load_api_keys
 from vintagestory_api.auth.middleware import ApiKeyMiddleware
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import (
+    ApiError,
     ValidationFailed,
     error_responses,
     install_error_handlers,
     keep_legacy_error_schemas,
 )
+from vintagestory_api.gameserver import router as gameserver_router
+from vintagestory_api.gameserver.exits import Timings
+from vintagestory_api.gameserver.launch import LaunchConfig
+from vintagestory_api.gameserver.process import Launcher
+from vintagestory_api.gameserver.service import GameServerService
 from vintagestory_api.health import router as health_router
 from vintagestory_api.health.disk import DiskProbe
 from vintagestory_api.kit.cors import EnvelopeCorsMiddleware
@@ -77,6 +83,11 @@ OPENAPI_TAGS = [
         "description": "Installed mods and their updates for the installed game version.",
     },
     {
+        "name": "server",
+        "description": "The game server: state, start, stop, restart, lifecycle events, console "
+        "and players.",
+    },
+    {
         "name": "metrics",
         "description": "Resource samples of the API, game server, host and disk (admin only), "
         "and the Prometheus exposition at /metrics (no key).",
@@ -108,6 +119,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.versions = build_versions_service(settings, http_client)
         app.state.mods = build_mods_service(settings, http_client)
 
+        # Built before the metrics, which sample the process it supervises; started (when
+        # set to) once everything else runs, and stopped first, before the scheduler.
+        gameserver = app.state.gameserver = build_game_server(settings, api_settings)
+
         scheduling = build_scheduler(settings, api_settings)
         stack.push_async_callback(scheduling.close)
         scheduler = app.state.scheduler = scheduling.service
@@ -118,6 +133,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             scheduler,
             interval_seconds=api_settings.settings.metrics_collection_interval,
             retention_minutes=api_settings.settings.metrics_retention_minutes,
+            game_server_pid=lambda: gameserver.pid,
         )
         app.state.http_metrics = app.state.prometheus
         api_settings.add_listener(_resize_metrics(app.state.metrics))
@@ -132,6 +148,11 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 *metrics_jobs.builtin_jobs(app.state.metrics),
             ]
         )
+        # Last in, first out: on shutdown the game server is stopped the graceful way (its world
+        # saved) while everything else still runs.
+        stack.push_async_callback(gameserver.close)
+        if api_settings.settings.server_auto_start:
+            await _auto_start(gameserver)
         app.state.ready = True
         logger.info(
             "api_started",
@@ -158,6 +179,45 @@ def _make_data_dirs(settings: Settings) -> None:
                 "directory this user may write",
                 path=str(directory),
             ) from None
+
+
+def build_game_server(
+    settings: Settings,
+    api_settings: ApiSettingsService,
+    launcher: Launcher | None = None,
+) -> GameServerService:
+    config = LaunchConfig(
+        server_dir=settings.game_server_dir,
+        data_path=settings.game_data_dir,
+        command=settings.server_command,
+        port=settings.server_port,
+    )
+
+    def timings() -> Timings:
+        # Read at each use, so a PATCH /config/api applies to the next start or stop.
+        current = api_settings.settings
+        return Timings(
+            start_timeout=current.server_start_timeout_seconds,
+            stop_timeout=current.server_stop_timeout_seconds,
+            kill_timeout=current.server_kill_timeout_seconds,
+            backoff=current.server_restart_backoff_seconds,
+            auto_restart=current.server_auto_restart,
+        )
+
+    return GameServerService(
+        config,
+        timings,
+        launcher=launcher,
+        players_poll_seconds=settings.server_players_poll_seconds,
+    )
+
+
+async def _auto_start(gameserver: GameServerService) -> None:
+    try:
+        await gameserver.start("auto_start")
+    except ApiError as exc:
+        # Not a reason to refuse the API: an admin can see why and fix it over the API.
+        logger.error("game_server_auto_start_failed", code=exc.code, error=exc.message)
 
 
 def _resize_metrics(
@@ -208,6 +268,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(versions_router.router)
     api.include_router(mods_router.router)
     api.include_router(metrics_router.router)
+    api.include_router(gameserver_router.router)
     app.include_router(health_router.router)
     app.include_router(metrics_router.prometheus_router)
     app.include_router(api)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -102,6 +103,31 @@ class Settings(BaseSettings):
         "the disk degraded, before writes start failing; 0 turns the check off",
     )
 
+    server_dir: Path | None = Field(
+        default=None,
+        description="The game server's install directory (VintagestoryServer.dll); default "
+        "<data>/server",
+    )
+    server_data_dir: Path | None = Field(
+        default=None,
+        description="The game's --dataPath (world, config, logs), always passed absolute; "
+        "default <data>/serverdata",
+    )
+    server_command: str | None = Field(
+        default=None,
+        description="A command line run instead of `dotnet <server_dir>/VintagestoryServer.dll`, "
+        "split like a shell would (no shell runs it); --dataPath and --port are appended",
+    )
+    server_port: int | None = Field(
+        default=None, ge=1, le=65535, description="The game's --port; unset: serverconfig.json's"
+    )
+    server_players_poll_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="Seconds between the /stats polls that correct the online player list",
+    )
+
     @field_validator("api_key_admin", "api_key_monitor", mode="before")
     @classmethod
     def _check_key(cls, value: object, info: ValidationInfo) -> object:
@@ -162,9 +188,29 @@ class Settings(BaseSettings):
             return value.strip()
         return value
 
+    @field_validator("server_command", mode="before")
+    @classmethod
+    def _blank_command(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            try:
+                shlex.split(value)
+            except ValueError as exc:
+                raise ValueError(f"cannot be split into words: {exc}") from exc
+        return value
+
     @property
     def state_dir(self) -> Path:
         return self.data_dir / "state"
+
+    @property
+    def game_server_dir(self) -> Path:
+        return (self.server_dir or self.data_dir / "server").absolute()
+
+    @property
+    def game_data_dir(self) -> Path:
+        return (self.server_data_dir or self.data_dir / "serverdata").absolute()
 
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -49,7 +49,12 @@ def test_get_lists_every_setting_with_value_default_and_bounds(
     assert settings["job_history_size"]["minimum"] == 1
     assert settings["job_history_size"]["minimum_when_enabled"] is None
     for info in settings.values():
-        assert info["minimum"] <= info["default"] <= info["maximum"]
+        if isinstance(info["default"], bool):
+            # An on/off setting has no bounds.
+            assert info["minimum"] is None
+            assert info["maximum"] is None
+        else:
+            assert info["minimum"] <= info["default"] <= info["maximum"]
         assert info["description"]
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -22,7 +20,6 @@ from tests.support.keys import ADMIN_KEY, MONITOR_KEY
 from vintagestory_api.api_settings.service import API_SETTINGS_FILE
 from vintagestory_api.config import Settings
 from vintagestory_api.kit.state_files import write_json
-from vintagestory_api.metrics.service import SERVER_PID_FILE
 from vintagestory_api.scheduler.service import SchedulerService
 
 CONFIG = "/api/v1alpha1/config/api"
@@ -166,38 +163,6 @@ async def test_history_grows_one_sample_a_second_and_never_beyond_the_ring(
     latest = await current(http)
     assert latest is not None
     assert latest["timestamp"] == newest
-
-
-async def test_game_server_part_follows_the_pid_file_and_the_process(
-    http: httpx.AsyncClient, settings: Settings
-) -> None:
-    # A long interval: every sample after the first is one this test asks for.
-    await patch(http, metrics_collection_interval=3600)
-    assert (await run_now(http, "metrics_collection"))["result"]["game_server_running"] is False
-    sample = await current(http)
-    assert sample is not None
-    assert sample["game_server"] is None
-
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        (settings.state_dir / SERVER_PID_FILE).write_text(f"{child.pid}\n")
-        assert (await run_now(http, "metrics_collection"))["result"]["game_server_running"]
-        sample = await current(http)
-        assert sample is not None
-        game = sample["game_server"]
-        assert game is not None
-        assert game["pid"] == child.pid
-        assert game["rss_mib"] > 0
-        assert game["threads"] >= 1
-    finally:
-        child.kill()
-        child.wait(timeout=10)
-
-    # The pid file is left behind, as after a crash: the dead pid must not count as running.
-    assert (await run_now(http, "metrics_collection"))["result"]["game_server_running"] is False
-    sample = await current(http)
-    assert sample is not None
-    assert sample["game_server"] is None
 
 
 async def test_metrics_exposes_every_job_and_counts_failures(

@@ -88,14 +88,50 @@ class ApiSettings(BaseModel):
         description="Timeout of jobs that have no timeout of their own; applies from the next run",
         json_schema_extra={"unit": "seconds"},
     )
+    server_start_timeout_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="How long a starting game server may take to print its ready line before "
+        "it is stopped",
+        json_schema_extra={"unit": "seconds"},
+    )
+    server_stop_timeout_seconds: int = Field(
+        default=120,
+        ge=1,
+        le=86400,
+        description="How long a stopping game server may take (a world save) before SIGTERM",
+        json_schema_extra={"unit": "seconds"},
+    )
+    server_kill_timeout_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=3600,
+        description="How long the game server may take after SIGTERM before SIGKILL",
+        json_schema_extra={"unit": "seconds"},
+    )
+    server_restart_backoff_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=300,
+        description="Delay before restarting a crashed game server; doubles per crash, up to "
+        "5 minutes",
+        json_schema_extra={"unit": "seconds"},
+    )
+    server_auto_restart: bool = Field(
+        default=True, description="Restart the game server when it exits without being asked"
+    )
+    server_auto_start: bool = Field(
+        default=False, description="Start the game server when the API starts"
+    )
 
 
 class ApiSettingInfo(BaseModel):
-    value: int
-    default: int
+    value: int | bool
+    default: int | bool
     description: str
-    minimum: int
-    maximum: int
+    minimum: int | None = Field(default=None, description="None for on/off settings")
+    maximum: int | None = Field(default=None, description="None for on/off settings")
     minimum_when_enabled: int | None = Field(
         default=None,
         description="For job intervals: 0 disables the job, any other value must be at least this",
@@ -125,8 +161,8 @@ def describe(settings: ApiSettings, unknown_keys: list[str] | None = None) -> Ap
             value=getattr(settings, name),
             default=prop["default"],
             description=prop["description"],
-            minimum=prop["minimum"],
-            maximum=prop["maximum"],
+            minimum=prop.get("minimum"),
+            maximum=prop.get("maximum"),
             minimum_when_enabled=prop.get("minimumWhenEnabled"),
             unit=prop.get("unit"),
         )

@@ -52,7 +52,7 @@ def _errors_text(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_changes(changes: Mapping[str, Any]) -> dict[str, int]:
+def validate_changes(changes: Mapping[str, Any]) -> dict[str, int | bool]:
     """Check a partial update on its own; raises `ApiSettingUnknown` / `ApiSettingInvalid`."""
     known = ApiSettings.model_fields
     unknown = sorted(key for key in changes if key not in known)
@@ -65,7 +65,8 @@ def validate_changes(changes: Mapping[str, Any]) -> dict[str, int]:
         ApiSettings.model_validate(dict(changes))
     except ValidationError as exc:
         raise ApiSettingInvalid(_errors_text(exc)) from exc
-    return {key: int(value) for key, value in changes.items()}
+    # Strict validation above: every value is already an int or, for on/off settings, a bool.
+    return dict(changes)
 
 
 def parse_document(document: Any) -> tuple[ApiSettings, dict[str, Any]]:
@@ -145,7 +146,7 @@ class ApiSettingsService:
         valid = validate_changes(changes)
         return await complete_even_if_cancelled(self._patch(valid, role))
 
-    async def _patch(self, changes: dict[str, int], role: Role) -> ApiSettings:
+    async def _patch(self, changes: dict[str, int | bool], role: Role) -> ApiSettings:
         async with self._lock:
             old = self._settings
             new = ApiSettings.model_validate({**old.model_dump(), **changes})

@@ -48,6 +48,14 @@ def _settings_health(request: Request) -> ComponentHealth:
     return ComponentHealth(status="ok")
 
 
+def _game_server(request: Request) -> ComponentHealth | None:
+    gameserver = getattr(request.app.state, "gameserver", None)
+    if gameserver is None:
+        return None
+    health: ComponentHealth = gameserver.health()
+    return health
+
+
 def _disk(request: Request) -> DiskHealth | None:
     # The lifespan builds the cached probe; before it has run, read the disk directly. The
     # settings are read from the app here rather than through SettingsDep: a dependency costs
@@ -69,8 +77,10 @@ async def healthz(request: Request) -> ApiResponse[HealthData]:
     scheduler = _scheduler_health(request)
     disk = _disk(request)
     files = _state_files(request)
+    game_server = _game_server(request)
     degraded = (
-        scheduler.status != "running"
+        (game_server is not None and game_server.status != "ok")
+        or scheduler.status != "running"
         or scheduler.run_history.status != "ok"
         or (disk is not None and disk.status != "ok")
         or any(entry.status != "ok" for entry in files.values())
@@ -83,6 +93,7 @@ async def healthz(request: Request) -> ApiResponse[HealthData]:
             disk=disk,
             settings=_settings_health(request),
             state_files=files,
+            game_server=game_server,
         )
     )
 

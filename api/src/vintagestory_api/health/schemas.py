@@ -32,7 +32,7 @@ class HealthData(BaseModel):
     status: Literal["ok", "degraded"] = Field(
         default="ok",
         description="degraded when any part below is: the scheduler not running, the disk low "
-        "on space, or a state file damaged or failing to be written",
+        "on space, a state file damaged or failing to be written, or the game server failing",
     )
     version: str
     scheduler: SchedulerHealth
@@ -57,6 +57,12 @@ class HealthData(BaseModel):
                 },
             }
         ],
+    )
+
+    game_server: ComponentHealth | None = Field(
+        default=None,
+        description="degraded when the game server's supervision has given up: a crash loop "
+        "(automatic restarts stopped until an admin starts it) or a missing .NET runtime",
     )
 
 

@@ -9,6 +9,7 @@ import shutil
 import struct
 import threading
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,11 @@ class MetricsService:
         interval_seconds: int,
         retention_minutes: int,
         max_samples: int = MAX_SAMPLES,
+        game_server_pid: Callable[[], int | None] | None = None,
     ) -> None:
         self._data_dir = data_dir
+        # The supervised process when the API runs the game server; else the pid file.
+        self._game_server_pid = game_server_pid
         self._pid_file = data_dir / "state" / SERVER_PID_FILE
         self._lock = threading.Lock()
         self._sample_lock = threading.Lock()
@@ -197,7 +201,7 @@ class MetricsService:
         return self._max_samples
 
     def _game_server(self) -> ProcessSample | None:
-        pid = self._read_pid()
+        pid = self._game_server_pid() if self._game_server_pid is not None else self._read_pid()
         if pid is None:
             self._game = None
             return None
@@ -394,10 +398,14 @@ def build_metrics(
     *,
     interval_seconds: int,
     retention_minutes: int,
+    game_server_pid: Callable[[], int | None] | None = None,
 ) -> tuple[MetricsService, PrometheusMetrics]:
     """The sampler and the Prometheus registry of one app, watching `scheduler` when given."""
     metrics = MetricsService(
-        data_dir, interval_seconds=interval_seconds, retention_minutes=retention_minutes
+        data_dir,
+        interval_seconds=interval_seconds,
+        retention_minutes=retention_minutes,
+        game_server_pid=game_server_pid,
     )
     prometheus = PrometheusMetrics()
     if scheduler is not None:

@@ -1,0 +1,1 @@
+"""The game server: its supervision (start, stop, crashes), console and players."""

@@ -1,0 +1,136 @@
+"""`/server`: the game server's state, lifecycle, events, console and players."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from vintagestory_api.auth.deps import AdminDep, RoleDep
+from vintagestory_api.auth.errors import Forbidden
+from vintagestory_api.errors import error_responses
+from vintagestory_api.kit.envelope import ApiResponse, ok
+
+from .deps import GameServerDep
+from .errors import (
+    DotnetRuntimeMissing,
+    InvalidCommand,
+    LifecycleInProgress,
+    ServerNotInstalled,
+    ServerNotRunning,
+)
+from .schemas import (
+    CommandReply,
+    CommandRequest,
+    ConsoleCommand,
+    ConsoleLines,
+    LifecycleEvents,
+    PlayerList,
+    ServerStatus,
+)
+from .service import GameServerService
+
+router = APIRouter(prefix="/server", tags=["server"])
+
+_LIFECYCLE_ERRORS = error_responses(
+    Forbidden, LifecycleInProgress, ServerNotInstalled, DotnetRuntimeMissing
+)
+_ACCEPTED: dict[int | str, dict[str, Any]] = {
+    202: {"model": ApiResponse[ServerStatus], "description": "Begun"}
+}
+
+
+def _answer(
+    service: GameServerService, begun: bool, response: Response
+) -> ApiResponse[ServerStatus]:
+    # 202: the action runs on (a start until the ready line, a stop until the exit);
+    # 200: there was nothing to do.
+    response.status_code = 202 if begun else 200
+    return ok(service.status())
+
+
+@router.get("", summary="The game server's state, process, players and last exit")
+async def status(service: GameServerDep, _: RoleDep) -> ApiResponse[ServerStatus]:
+    return ok(service.status())
+
+
+@router.post(
+    "/start",
+    summary="Start the game server (202; 200 when it is already starting or running)",
+    responses={**_ACCEPTED, **_LIFECYCLE_ERRORS},
+)
+async def start(
+    service: GameServerDep, role: AdminDep, response: Response
+) -> ApiResponse[ServerStatus]:
+    return _answer(service, await service.start(str(role)), response)
+
+
+@router.post(
+    "/stop",
+    summary="Stop the game server gracefully (202; 200 when it is not running)",
+    description="`/stop` on its console when running, SIGTERM while starting; SIGTERM after "
+    "server_stop_timeout_seconds, SIGKILL after server_kill_timeout_seconds more.",
+    responses={**_ACCEPTED, **_LIFECYCLE_ERRORS},
+)
+async def stop(
+    service: GameServerDep, role: AdminDep, response: Response
+) -> ApiResponse[ServerStatus]:
+    return _answer(service, await service.stop(str(role)), response)
+
+
+@router.post(
+    "/restart",
+    summary="Stop the game server gracefully, then start it (202)",
+    responses={**_ACCEPTED, **_LIFECYCLE_ERRORS},
+)
+async def restart(
+    service: GameServerDep, role: AdminDep, response: Response
+) -> ApiResponse[ServerStatus]:
+    return _answer(service, await service.restart(str(role)), response)
+
+
+@router.get("/events", summary="Lifecycle events, newest first")
+async def events(
+    service: GameServerDep,
+    _: RoleDep,
+    limit: Annotated[int, Query(ge=1, le=500, description="How many, newest first")] = 50,
+) -> ApiResponse[LifecycleEvents]:
+    return ok(service.events(limit))
+
+
+@router.get(
+    "/console",
+    summary="Console entries, oldest first (admin only)",
+    responses=error_responses(Forbidden),
+)
+async def console(
+    service: GameServerDep,
+    _: AdminDep,
+    limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many")] = 100,
+    after_seq: Annotated[
+        int | None,
+        Query(ge=0, description="Only entries after this seq (the first ones); default the newest"),
+    ] = None,
+) -> ApiResponse[ConsoleLines]:
+    return ok(service.console(limit=limit, after_seq=after_seq))
+
+
+@router.post(
+    "/console/command",
+    summary="Send a console command, or say something as Admin (admin only)",
+    description="`command` must start with `/` (text without it would be broadcast as chat); "
+    "`say` broadcasts on purpose. At most 1 KB, one line, no control characters. Answers the "
+    "echo and the reply lines that followed within a short window.",
+    responses=error_responses(Forbidden, ServerNotRunning, InvalidCommand),
+)
+async def command(
+    service: GameServerDep, _: AdminDep, body: CommandRequest
+) -> ApiResponse[CommandReply]:
+    if isinstance(body, ConsoleCommand):
+        return ok(await service.send_command(body.command))
+    return ok(await service.say(body.say))
+
+
+@router.get("/players", summary="Who is online, since when")
+async def players(service: GameServerDep, _: RoleDep) -> ApiResponse[PlayerList]:
+    return ok(service.players())

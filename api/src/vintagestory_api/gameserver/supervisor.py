@@ -1,0 +1,432 @@
+"""The game server's state machine: start, ready, stop by escalation, crashes and restarts.
+
+- RUNNING only on the ready line (or, for a non-English server, the first Event line after
+  `Entering runphase RunGame`); never on spawn or an open port. A start not ready in time is
+  stopped.
+- Stop: `/stop` when running, SIGTERM while starting; then SIGTERM again, then SIGKILL, each
+  after its operator timeout. The step that ended it is recorded; stdout is read to EOF first.
+- Any exit nobody asked for is a crash, exit 0 included. Crashes restart with a doubling
+  backoff; three within ten minutes stop the retries until an admin starts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import re
+import signal
+import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from .console import CommandWriter, ConsoleBuffer, ConsoleEntry, pump_stderr, pump_stdout
+from .errors import LifecycleInProgress, ServerNotInstalled
+from .exits import (
+    CRASH_LOOP_COUNT,
+    CRASH_LOOP_WINDOW,
+    CrashLoop,
+    GameRun,
+    Timings,
+    describe_exit,
+    restart_delay,
+)
+from .launch import LaunchConfig, check_runtime
+from .players import PlayerTracker, poll_players
+from .process import Launcher
+from .schemas import EventKind, LastExit, LifecycleEvent
+from .states import PROCESS_STATES, UP_STATES, ServerState, check_transition
+
+logger = structlog.get_logger()
+
+READY = re.compile(r"^Dedicated Server now running on Port (\d+)")
+RUN_GAME = "Entering runphase RunGame"
+STOP_REASON = "Stop reason: "
+EVENTS_KEPT = 500
+# A localized server has no English ready line; past RunGame it is ready within moments.
+RUN_GAME_FALLBACK = 5.0
+# Output still open after the exit means a grandchild holds the pipe; stop waiting then.
+DRAIN_TIMEOUT = 5.0
+LAST_LINES = 20
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: LaunchConfig,
+        launcher: Launcher,
+        timings: Callable[[], Timings],
+        *,
+        players_poll_seconds: float = 60.0,
+    ) -> None:
+        self.config = config
+        self._launcher = launcher
+        self._timings = timings
+        self._poll_seconds = players_poll_seconds
+        self.console = ConsoleBuffer()
+        self.console.add_handler(self._on_line)
+        self.players = PlayerTracker()
+        self.events: deque[LifecycleEvent] = deque(maxlen=EVENTS_KEPT)
+        self.last_exit: LastExit | None = None
+        self.version: str | None = config.installed_version()
+        self.crash_loop = False
+        self.restart_at: datetime | None = None
+        self.restarts: dict[str, int] = {}
+        self.crash_count = 0
+        self._state = ServerState.STOPPED if config.installed else ServerState.NOT_INSTALLED
+        self._run: GameRun | None = None
+        self._action: str | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._restart_task: asyncio.Task[None] | None = None
+        self._crash_loop = CrashLoop()
+        self._state_listeners: list[Callable[[ServerState], None]] = []
+
+    # --- state -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        return self._state
+
+    @property
+    def action(self) -> str | None:
+        return self._action
+
+    @property
+    def run(self) -> GameRun | None:
+        return self._run if self._state in PROCESS_STATES else None
+
+    def add_state_listener(self, listener: Callable[[ServerState], None]) -> None:
+        self._state_listeners.append(listener)
+
+    def change_state(
+        self,
+        new: ServerState,
+        kind: EventKind,
+        *,
+        role: str | None = None,
+        detail: str | None = None,
+    ) -> None:
+        """The one place the state changes: checked, recorded as an event and logged."""
+        old = self._state
+        check_transition(old, new)
+        self._state = new
+        self.record(kind, role=role, detail=detail)
+        for listener in self._state_listeners:
+            listener(new)
+
+    def record(
+        self, kind: EventKind, *, role: str | None = None, detail: str | None = None
+    ) -> None:
+        self.events.append(
+            LifecycleEvent(
+                at=datetime.now(UTC), kind=kind, state=self._state, role=role, detail=detail
+            )
+        )
+        logger.info(f"game_server_{kind}", state=str(self._state), role=role, detail=detail)
+
+    def _busy(self) -> None:
+        if self._action is not None:
+            raise LifecycleInProgress(f"a {self._action} of the game server is in progress")
+
+    def hold(self, holder: str) -> None:
+        """Another domain's work that no lifecycle action may overlap."""
+        self._busy()
+        self._action = holder
+
+    def release(self, holder: str) -> None:
+        if self._action == holder:
+            self._action = None
+
+    # --- requests --------------------------------------------------------------------------
+
+    async def start(self, role: str) -> bool:
+        """Spawn the server; False when it is already up. Ready comes later, from its log."""
+        self._busy()
+        if self._state in UP_STATES:
+            return False
+        self._action = "start"
+        try:
+            self.record("start_requested", role=role)
+            self.crash_loop = False
+            self._crash_loop.clear()
+            await self._launch(role)
+        finally:
+            self._action = None
+        return True
+
+    async def stop(self, role: str) -> bool:
+        """Begin a graceful stop; False when there is no process (a pending restart is off)."""
+        self._busy()
+        self._cancel_restart()
+        run = self.run
+        if run is None:
+            if self._state is ServerState.CRASHED:
+                self.crash_loop = False
+                self.change_state(ServerState.STOPPED, "stopped", role=role)
+            return False
+        self._action = "stop"
+        self._begin_stop(run, role)
+        self._spawn_task(self._stop_then(run, role, restart=False))
+        return True
+
+    async def restart(self, role: str) -> bool:
+        self._busy()
+        self._cancel_restart()
+        self.record("restart_requested", role=role)
+        self.restarts["requested"] = self.restarts.get("requested", 0) + 1
+        run = self.run
+        if run is None:
+            self._action = "restart"
+            try:
+                self.crash_loop = False
+                await self._launch(role)
+            finally:
+                self._action = None
+            return True
+        self._action = "restart"
+        self._begin_stop(run, role)
+        self._spawn_task(self._stop_then(run, role, restart=True))
+        return True
+
+    async def close(self) -> None:
+        """API shutdown: stop the server the graceful way and wait for it, then clean up."""
+        self._cancel_restart()
+        run = self.run
+        if run is not None:
+            if self._action is None:
+                self._action = "stop"
+                self._begin_stop(run, "api_shutdown")
+                self._spawn_task(self._stop_then(run, "api_shutdown", restart=False))
+            # Whoever began the stop, the process is gone when `exited` is set.
+            await run.exited.wait()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self.console.close_subscribers()
+
+    # --- launching -------------------------------------------------------------------------
+
+    async def _launch(self, role: str) -> None:
+        if not self.config.installed:
+            if self._state is not ServerState.NOT_INSTALLED:
+                self.change_state(ServerState.NOT_INSTALLED, "spawn_failed", detail="no files")
+            raise ServerNotInstalled(
+                f"no game server is installed in {self.config.server_dir} and "
+                "VS_SERVER_COMMAND is not set"
+            )
+        if self._state is ServerState.NOT_INSTALLED:
+            self.change_state(ServerState.STOPPED, "stopped", detail="server files found")
+        try:
+            await check_runtime(self.config, self._launcher)
+        except Exception as exc:
+            self.record("runtime_missing", role=role, detail=str(exc))
+            raise
+        self.config.data_path.mkdir(parents=True, exist_ok=True)
+        argv = self.config.argv()
+        try:
+            process = await self._launcher.spawn(argv, cwd=self.config.cwd)
+        except OSError as exc:
+            self.record("spawn_failed", role=role, detail=f"{argv[0]}: {exc.strerror or exc}")
+            raise ServerNotInstalled(
+                f"cannot run the game server ({argv[0]}): {exc.strerror or exc}"
+            ) from None
+        run = GameRun(
+            process=process,
+            writer=CommandWriter(process, self.console),
+            started_at=datetime.now(UTC),
+            started_mono=time.monotonic(),
+        )
+        self._run = run
+        self.players.clear()
+        self.restart_at = None
+        self.change_state(ServerState.STARTING, "spawned", role=role, detail=f"pid {process.pid}")
+        self._spawn_task(self._watch(run), run)
+        self._spawn_task(self._start_deadline(run), run)
+
+    def _spawn_task(self, coro: object, run: GameRun | None = None) -> None:
+        # A fresh context: the task outlives the request that began it, and must not log
+        # with that request's id.
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
+            coro,  # type: ignore[arg-type]
+            context=contextvars.Context(),
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        if run is not None:
+            run.tasks.add(task)
+            task.add_done_callback(run.tasks.discard)
+
+    async def _start_deadline(self, run: GameRun) -> None:
+        timeout = self._timings().start_timeout
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await run.exited.wait()
+        if run.exited.is_set() or run.ready_at is not None or self._action is not None:
+            return
+        self._action = "stop"
+        self.record("start_timeout", detail=f"not ready after {timeout:g} s")
+        self._begin_stop(run, "start_timeout")
+        await self._stop_then(run, "start_timeout", restart=False)
+
+    # --- the console -----------------------------------------------------------------------
+
+    def _on_line(self, entry_type: str, text: str) -> None:
+        run = self._run
+        if run is None:
+            return
+        run.writer.on_line(entry_type, text)
+        self.players.on_line(entry_type, text)
+        if entry_type == "stderr":
+            run.stderr.append(text)
+            return
+        if STOP_REASON in text:
+            run.stop_reason = text.split(STOP_REASON, 1)[1].strip()
+        elif text.startswith("Game Version: v"):
+            self.version = text.removeprefix("Game Version: v").split(" ", 1)[0]
+        if run.ready_at is not None:
+            return
+        if entry_type == "Event" and (READY.match(text) or run.run_game_seen):
+            self._ready(run, text)
+        elif text == RUN_GAME:
+            run.run_game_seen = True
+            self._spawn_task(self._run_game_fallback(run), run)
+
+    async def _run_game_fallback(self, run: GameRun) -> None:
+        await asyncio.sleep(RUN_GAME_FALLBACK)
+        if run.ready_at is None and not run.exited.is_set():
+            self._ready(run, RUN_GAME)
+
+    def _ready(self, run: GameRun, line: str) -> None:
+        if self._state is not ServerState.STARTING or run is not self._run:
+            return
+        run.ready_at = datetime.now(UTC)
+        run.ready_seconds = time.monotonic() - run.started_mono
+        self.change_state(ServerState.RUNNING, "ready", detail=line)
+        self._spawn_task(self._poll_players(run), run)
+
+    async def command(
+        self, run: GameRun, line: str, *, wait_for: str | None = None
+    ) -> list[ConsoleEntry]:
+        """Write one console line; the echo and what followed within the reply window."""
+        return await run.writer.request(line, wait_for=wait_for)
+
+    async def _poll_players(self, run: GameRun) -> None:
+        await poll_players(run.writer, self.players, run.exited, self._poll_seconds)
+
+    # --- stopping and exits ----------------------------------------------------------------
+
+    def _begin_stop(self, run: GameRun, role: str) -> None:
+        run.stop_requested = True
+        self.change_state(ServerState.STOPPING, "stop_requested", role=role)
+
+    async def _stop_then(self, run: GameRun, role: str, *, restart: bool) -> None:
+        try:
+            await self._terminate(run)
+            await run.exited.wait()
+            if restart:
+                await self._launch(role)
+        except Exception:
+            logger.exception("game_server_stop_failed", role=role)
+        finally:
+            self._action = None
+
+    async def _terminate(self, run: GameRun) -> None:
+        timings = self._timings()
+        if run.ready_at is not None:
+            run.stop_step = "stop_command"
+            with contextlib.suppress(ConnectionError):
+                await run.writer.send("/stop")
+        else:
+            # A starting server queues /stop until it is ready; SIGTERM aborts the start.
+            run.stop_step = "sigterm"
+            run.process.send_signal(signal.SIGTERM)
+        if await self._exited_within(run, timings.stop_timeout):
+            return
+        run.stop_step = "sigterm"
+        run.process.send_signal(signal.SIGTERM)
+        if await self._exited_within(run, timings.kill_timeout):
+            return
+        run.stop_step = "sigkill"
+        run.process.send_signal(signal.SIGKILL)
+
+    @staticmethod
+    async def _exited_within(run: GameRun, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await run.exited.wait()
+        return run.exited.is_set()
+
+    async def _watch(self, run: GameRun) -> None:
+        pumps = [
+            asyncio.create_task(pump_stdout(run.process.stdout, self.console)),
+            asyncio.create_task(pump_stderr(run.process.stderr, self.console)),
+        ]
+        status = await run.process.wait()
+        # The last lines ("Stopped the server!") are read before the exit is declared.
+        _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT)
+        for task in pending:
+            task.cancel()
+        for task in list(run.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        self._exited(run, status)
+        run.exited.set()
+
+    def _exited(self, run: GameRun, status: int) -> None:
+        self.last_exit = describe_exit(run, status, self.console.tail(LAST_LINES))
+        error, ended_by = self.last_exit.error, self.last_exit.ended_by
+        self.players.clear()
+        detail = f"exit {status}, ended by {ended_by}"
+        if run.stop_requested:
+            self.change_state(ServerState.STOPPED, "stopped", detail=detail)
+            return
+        self.crash_count += 1
+        self.change_state(ServerState.CRASHED, "crashed", detail=detail)
+        if error is not None:
+            # Restarting cannot help until someone installs the runtime.
+            self.record("runtime_missing", detail=error.message)
+            return
+        self._after_crash()
+
+    def _after_crash(self) -> None:
+        count = self._crash_loop.crashed()
+        if count >= CRASH_LOOP_COUNT:
+            self.crash_loop = True
+            self.record(
+                "gave_up",
+                detail=f"{count} crashes within {CRASH_LOOP_WINDOW / 60:g} minutes",
+            )
+            return
+        timings = self._timings()
+        if not timings.auto_restart:
+            return
+        delay = restart_delay(timings.backoff, count)
+        self.restart_at = datetime.fromtimestamp(time.time() + delay, UTC)
+        self._restart_task = asyncio.get_running_loop().create_task(
+            self._auto_restart(delay), context=contextvars.Context()
+        )
+
+    async def _auto_restart(self, delay: float) -> None:
+        await asyncio.sleep(delay)
+        self._restart_task = None
+        self.restart_at = None
+        if self._state is not ServerState.CRASHED or self._action is not None:
+            return
+        self._action = "start"
+        try:
+            self.record("auto_restart", role="supervisor")
+            self.restarts["crash"] = self.restarts.get("crash", 0) + 1
+            await self._launch("supervisor")
+        except Exception as exc:
+            logger.warning("game_server_auto_restart_failed", error=str(exc))
+        finally:
+            self._action = None
+
+    def _cancel_restart(self) -> None:
+        if self._restart_task is not None:
+            self._restart_task.cancel()
+            self._restart_task = None
+        self.restart_at = None
