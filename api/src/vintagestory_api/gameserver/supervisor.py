@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import contextvars
 import re
-import signal
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from .console import CommandWriter, ConsoleBuffer, ConsoleEntry, pump_stderr, pump_stdout
+from .console import CommandWriter, ConsoleBuffer, ConsoleEntry
 from .errors import LifecycleInProgress, ServerNotInstalled
 from .exits import (
     CRASH_LOOP_COUNT,
@@ -39,6 +38,7 @@ from .players import PlayerTracker, poll_players
 from .process import Launcher
 from .schemas import EventKind, LastExit, LifecycleEvent
 from .states import PROCESS_STATES, UP_STATES, ServerState, check_transition
+from .stopping import escalate_stop, watch_output
 
 logger = structlog.get_logger()
 
@@ -48,8 +48,6 @@ STOP_REASON = "Stop reason: "
 EVENTS_KEPT = 500
 # A localized server has no English ready line; past RunGame it is ready within moments.
 RUN_GAME_FALLBACK = 5.0
-# Output still open after the exit means a grandchild holds the pipe; stop waiting then.
-DRAIN_TIMEOUT = 5.0
 LAST_LINES = 20
 
 
@@ -334,44 +332,10 @@ class Supervisor:
             self._action = None
 
     async def _terminate(self, run: GameRun) -> None:
-        timings = self._timings()
-        if run.ready_at is not None:
-            run.stop_step = "stop_command"
-            with contextlib.suppress(ConnectionError):
-                await run.writer.send("/stop")
-        else:
-            # A starting server queues /stop until it is ready; SIGTERM aborts the start.
-            run.stop_step = "sigterm"
-            run.process.send_signal(signal.SIGTERM)
-        if await self._exited_within(run, timings.stop_timeout):
-            return
-        run.stop_step = "sigterm"
-        run.process.send_signal(signal.SIGTERM)
-        if await self._exited_within(run, timings.kill_timeout):
-            return
-        run.stop_step = "sigkill"
-        run.process.send_signal(signal.SIGKILL)
-
-    @staticmethod
-    async def _exited_within(run: GameRun, seconds: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await run.exited.wait()
-        return run.exited.is_set()
+        await escalate_stop(run, self._timings())
 
     async def _watch(self, run: GameRun) -> None:
-        pumps = [
-            asyncio.create_task(pump_stdout(run.process.stdout, self.console)),
-            asyncio.create_task(pump_stderr(run.process.stderr, self.console)),
-        ]
-        status = await run.process.wait()
-        # The last lines ("Stopped the server!") are read before the exit is declared.
-        _, pending = await asyncio.wait(pumps, timeout=DRAIN_TIMEOUT)
-        for task in pending:
-            task.cancel()
-        for task in list(run.tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
+        status = await watch_output(run, self.console)
         self._exited(run, status)
         run.exited.set()
 
