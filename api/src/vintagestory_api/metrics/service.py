@@ -6,19 +6,18 @@ import asyncio
 import math
 import os
 import shutil
-import struct
 import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import psutil
 import structlog
 
 from vintagestory_api.kit.file_reads import os_error_reason, read_file_bytes
 
+from .packing import SAMPLE_TIMESTAMP, micros, pack_sample, unpack_sample
 from .prometheus import PrometheusMetrics, SchedulerLike
 from .schemas import DiskSample, HostSample, MetricsSample, ProcessSample
 
@@ -154,7 +153,7 @@ class MetricsService:
         return taken
 
     def add(self, sample: MetricsSample) -> None:
-        packed = _pack(sample)
+        packed = pack_sample(sample)
         with self._lock:
             self._samples.append(packed)
 
@@ -172,21 +171,21 @@ class MetricsService:
     def current(self) -> MetricsSample | None:
         with self._lock:
             packed = self._samples[-1] if self._samples else None
-        return None if packed is None else _unpack(packed)
+        return None if packed is None else unpack_sample(packed)
 
     def history(self, minutes: int, *, now: datetime | None = None) -> list[MetricsSample]:
         """Samples of the last `minutes` still in the ring, oldest first."""
-        since = _micros((now or datetime.now(UTC)) - timedelta(minutes=minutes))
+        since = micros((now or datetime.now(UTC)) - timedelta(minutes=minutes))
         window: list[bytes] = []
         with self._lock:
             # The ring is in time order: walk back from the newest and stop at the first too
             # old, so a short window over a large ring touches only what it returns.
             for packed in reversed(self._samples):
-                if _TIMESTAMP.unpack_from(packed)[0] < since:
+                if SAMPLE_TIMESTAMP.unpack_from(packed)[0] < since:
                     break
                 window.append(packed)
         window.reverse()
-        return [_unpack(packed) for packed in window]
+        return [unpack_sample(packed) for packed in window]
 
     def _capacity_for(self, retention_minutes: int) -> int:
         wanted = ring_size(self._sizing_interval, retention_minutes)
@@ -242,121 +241,6 @@ class MetricsService:
         if not text.isdigit() or int(text) <= 0:
             return None
         return int(text)
-
-
-# A stored sample is one bytes object: these fixed fields, then the disk path as UTF-8. The
-# timestamp (microseconds since the epoch, UTC) comes first so history() can read it alone.
-_TIMESTAMP = struct.Struct("<q")
-_PACKED = struct.Struct(
-    "<qB"  # timestamp, flags
-    "qddqq"  # api: pid, rss_mib, cpu_percent, open_files, threads
-    "qddqq"  # game server, the same
-    "ddd"  # host: memory used, total, percent
-    "ddd"  # host: load averages
-    "q"  # host: cpu_count
-    "qqq"  # disk: used, free, total
-)
-# Flag bits: which optional values are present; an absent one is packed as zero.
-_API_CPU, _API_FILES, _GAME, _GAME_CPU, _GAME_FILES, _LOAD, _CPU_COUNT, _DISK = (
-    1 << bit for bit in range(8)
-)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-_NO_PROCESS = (0, 0.0, 0.0, 0, 0)
-
-
-def _micros(moment: datetime) -> int:
-    # Naive timestamps are taken as UTC, the zone of every timestamp this service makes.
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _pack(sample: MetricsSample) -> bytes:
-    api, game, host, disk = sample.api, sample.game_server, sample.host, sample.disk
-    optional = (  # in flag-bit order
-        api.cpu_percent,
-        api.open_files,
-        game,
-        None if game is None else game.cpu_percent,
-        None if game is None else game.open_files,
-        host.load_average,
-        host.cpu_count,
-        disk,
-    )
-    flags = sum(1 << bit for bit, value in enumerate(optional) if value is not None)
-    fields = _PACKED.pack(
-        _micros(sample.timestamp),
-        flags,
-        *_process_fields(api),
-        *(_NO_PROCESS if game is None else _process_fields(game)),
-        host.memory_used_mib,
-        host.memory_total_mib,
-        host.memory_percent,
-        *(host.load_average or (0.0, 0.0, 0.0)),
-        host.cpu_count or 0,
-        *((0, 0, 0) if disk is None else (disk.used_bytes, disk.free_bytes, disk.total_bytes)),
-    )
-    if disk is None:
-        return fields
-    # surrogatepass keeps a path with undecodable bytes (surrogate-escaped by pathlib) intact.
-    return fields + disk.path.encode("utf-8", "surrogatepass")
-
-
-def _process_fields(process: ProcessSample) -> tuple[int, float, float, int, int]:
-    return (
-        process.pid,
-        process.rss_mib,
-        process.cpu_percent or 0.0,
-        process.open_files or 0,
-        process.threads,
-    )
-
-
-def _unpack(packed: bytes) -> MetricsSample:
-    v = _PACKED.unpack_from(packed)
-    flags: int = v[1]
-    # One model_validate of plain data runs in pydantic-core: faster than model_construct,
-    # which is pure Python, and the values were validated on their way in anyway.
-    return MetricsSample.model_validate(
-        {
-            "timestamp": _EPOCH + v[0] * _MICROSECOND,
-            "api": _process_data(v[2:7], flags & _API_CPU, flags & _API_FILES),
-            "game_server": (
-                _process_data(v[7:12], flags & _GAME_CPU, flags & _GAME_FILES)
-                if flags & _GAME
-                else None
-            ),
-            "host": {
-                "memory_used_mib": v[12],
-                "memory_total_mib": v[13],
-                "memory_percent": v[14],
-                "load_average": v[15:18] if flags & _LOAD else None,
-                "cpu_count": v[18] if flags & _CPU_COUNT else None,
-            },
-            "disk": (
-                {
-                    "path": packed[_PACKED.size :].decode("utf-8", "surrogatepass"),
-                    "used_bytes": v[19],
-                    "free_bytes": v[20],
-                    "total_bytes": v[21],
-                }
-                if flags & _DISK
-                else None
-            ),
-        }
-    )
-
-
-def _process_data(fields: tuple[Any, ...], has_cpu: int, has_files: int) -> dict[str, Any]:
-    pid, rss_mib, cpu_percent, open_files, threads = fields
-    return {
-        "pid": pid,
-        "rss_mib": rss_mib,
-        "cpu_percent": cpu_percent if has_cpu else None,
-        "open_files": open_files if has_files else None,
-        "threads": threads,
-    }
 
 
 def _host() -> HostSample:
