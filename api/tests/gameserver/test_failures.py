@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.support.gameserver import ADMIN, SERVER, events, status, wait_state, wait_until
+from tests.support.gameserver import (
+    ADMIN,
+    SERVER,
+    console_texts,
+    events,
+    status,
+    wait_state,
+    wait_until,
+)
+from vintagestory_api.gameserver.errors import LifecycleInProgress
+from vintagestory_api.gameserver.service import GameServerService
 
 
 def _kinds(client: TestClient) -> list[str]:
@@ -121,3 +132,58 @@ def test_missing_runtime_reports_the_runtime_to_install(game: TestClient) -> Non
     assert crashed["restart_pending"]["pending"] is False
     health = game.get("/healthz").json()["data"]["game_server"]
     assert health["status"] == "degraded"
+
+
+@pytest.mark.parametrize("knobs", [{"mode": "hang_on_stop"}])
+@pytest.mark.parametrize(
+    "timings", [{"server_stop_timeout_seconds": 1, "server_kill_timeout_seconds": 1}]
+)
+def test_a_server_hanging_after_its_save_ends_by_sigkill_with_the_world_saved(
+    game: TestClient,
+) -> None:
+    game.post(f"{SERVER}/start", headers=ADMIN)
+    wait_state(game, "running")
+    assert game.post(f"{SERVER}/stop", headers=ADMIN).status_code == 202
+    hanging = wait_until(
+        game,
+        lambda s: any("Waiting for a server thread" in t for t in console_texts(game, 50)),
+        what="the hang",
+    )
+    assert hanging["state"] == "stopping"
+    stopped = wait_state(game, "stopped", timeout=15)
+    last = stopped["last_exit"]
+    assert last["ended_by"] == "sigkill"
+    assert last["signal"] == 9
+    assert last["requested"] is True
+    # The save ran before the hang: killing it then lost nothing.
+    texts = console_texts(game)
+    assert any(t.startswith("World saved!") for t in texts)
+    assert "Stopped the server!" not in texts
+
+
+@pytest.mark.parametrize("knobs", [{"mode": "slow_stop", "stop_s": 2}])
+def test_the_lifecycle_hold_refuses_starts_and_stops_and_is_refused_during_a_stop(
+    game_app: FastAPI, game: TestClient
+) -> None:
+    service: GameServerService = game_app.state.gameserver
+    # The hold is the facade other domains (backups, schedules) take around their work.
+    portal = game.portal
+    assert portal is not None
+    with portal.wrap_async_context_manager(service.lifecycle("world backup")):
+        for action in ("start", "stop", "restart"):
+            refused = game.post(f"{SERVER}/{action}", headers=ADMIN)
+            assert refused.status_code == 409, action
+            error = refused.json()["error"]
+            assert error["code"] == "LIFECYCLE_IN_PROGRESS"
+            assert "world backup" in error["message"]
+        assert status(game)["state"] == "stopped"
+    # Released: the next action goes ahead.
+    assert game.post(f"{SERVER}/start", headers=ADMIN).status_code == 202
+    wait_state(game, "running")
+    assert game.post(f"{SERVER}/stop", headers=ADMIN).status_code == 202
+    # While the save runs, other work cannot take the hold either.
+    with pytest.raises(LifecycleInProgress, match="stop"):
+        portal.wrap_async_context_manager(service.lifecycle("world backup")).__enter__()
+    wait_state(game, "stopped", timeout=20)
+    with portal.wrap_async_context_manager(service.lifecycle("world backup")):
+        assert status(game)["state"] == "stopped"
