@@ -40,9 +40,9 @@ imports: sync
 typecheck: sync
     cd {{api}} && uv run --locked --no-sync mypy
 
-# Run the test suite; extra arguments go to pytest (e.g. `just test -k scheduler -x`)
+# Run the test suite on every CPU (pytest-xdist); extra arguments go to pytest (e.g. `just test -k scheduler -x`, `-n 0` for one process)
 test *args: sync
-    cd {{api}} && uv run --locked --no-sync pytest {{args}}
+    cd {{api}} && uv run --locked --no-sync pytest -n auto {{args}}
 
 # Contract fuzzing with schemathesis (api/fuzz); FUZZ_MAX_EXAMPLES sets examples per operation
 fuzz *args: sync
