@@ -265,7 +265,9 @@ def _settings(max_examples: int, *, derandomize: bool, **extra: Any) -> hypothes
         max_examples=max_examples,
         deadline=None,
         database=None,
-        derandomize=derandomize,
+        # CI sets FUZZ_DERANDOMIZE=1: the same examples every run, so a failure there can be
+        # reproduced with the same command; `just fuzz` alone explores new ones each time.
+        derandomize=derandomize or os.environ.get("FUZZ_DERANDOMIZE") == "1",
         suppress_health_check=list(hypothesis.HealthCheck),
         # A failure is reported at its first, smallest-effort form: shrinking would re-drive a
         # stateful app for minutes to make the example shorter, not more useful.
