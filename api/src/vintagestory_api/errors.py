@@ -303,6 +303,8 @@ def _validation_lines(errors: list[dict[str, Any]]) -> list[str]:
             continue
         if err.get("type") == "extra_forbidden":
             msg = "unknown field"
+        # A validator's own sentence needs no "Value error, " in front of it.
+        msg = msg.removeprefix("Value error, ")
         lines.append(f"{_location(loc)}: {clip(msg, 2 * ECHO_CHARS)}")
     return lines
 

@@ -80,7 +80,13 @@ def test_invalid_commands_are_refused_with_422(game: TestClient, body: dict[str,
 def test_text_without_a_slash_is_refused_naming_the_field(game: TestClient) -> None:
     response = game.post(COMMAND, headers=ADMIN, json={"command": "stop"})
     assert response.status_code == 422
-    assert "command" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    # Only the model the caller meant is spoken of, in words, not as a regular expression.
+    assert message.startswith("ConsoleCommand.command: must start with /")
+    assert "chat" in message
+    assert "ConsoleSay" not in message
+    neither = game.post(COMMAND, headers=ADMIN, json={})
+    assert neither.json()["error"]["message"] == "body: one of command or say is required"
 
 
 def test_a_command_over_one_kilobyte_of_utf8_is_invalid_command(game: TestClient) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from .states import ServerState
 
@@ -113,6 +114,7 @@ def text_problem(value: str) -> str | None:
 # One line without control characters; JSON Schema cannot count UTF-8 bytes, so the 1 KB
 # limit in bytes is checked by the service (INVALID_COMMAND).
 _NO_CONTROL = r"[^\x00-\x1f\x7f-\x9f]*"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ConsoleCommand(BaseModel):
@@ -120,11 +122,24 @@ class ConsoleCommand(BaseModel):
 
     command: str = Field(
         max_length=MAX_COMMAND_BYTES,
-        pattern=rf"^/{_NO_CONTROL}$",
+        # Declared for clients and /docs; checked below, so a refusal explains itself.
+        json_schema_extra={"pattern": rf"^/{_NO_CONTROL}$"},
         description="A console command starting with `/` (text without it would be broadcast "
         "as chat), e.g. `/stats`",
         examples=["/stats"],
     )
+
+    @field_validator("command")
+    @classmethod
+    def _one_slash_command(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(
+                "must start with / (text without it is broadcast to every player as chat; "
+                'send {"say": "..."} to mean that)'
+            )
+        if _CONTROL.search(value):
+            raise ValueError("contains a newline or another control character")
+        return value
 
 
 class ConsoleSay(BaseModel):
@@ -132,13 +147,41 @@ class ConsoleSay(BaseModel):
 
     say: str = Field(
         max_length=MAX_COMMAND_BYTES,
-        pattern=rf"^[^/.\x00-\x1f\x7f-\x9f]{_NO_CONTROL}$",
+        json_schema_extra={"pattern": rf"^[^/.\x00-\x1f\x7f-\x9f]{_NO_CONTROL}$"},
         description="Text broadcast to every player as chat from Admin",
         examples=["Restart in 5 minutes"],
     )
 
+    @field_validator("say")
+    @classmethod
+    def _plain_text(cls, value: str) -> str:
+        if value.startswith(("/", ".")):
+            raise ValueError("must not start with / or . (send a command as command)")
+        if _CONTROL.search(value):
+            raise ValueError("contains a newline or another control character")
+        if not value:
+            raise ValueError("is empty")
+        return value
 
-CommandRequest = ConsoleCommand | ConsoleSay
+
+def _request_kind(body: Any) -> str | None:
+    # The key the caller sent picks the model, so a refusal speaks of that one only.
+    if isinstance(body, dict):
+        if "command" in body:
+            return "ConsoleCommand"
+        if "say" in body:
+            return "ConsoleSay"
+    return None
+
+
+CommandRequest = Annotated[
+    Annotated[ConsoleCommand, Tag("ConsoleCommand")] | Annotated[ConsoleSay, Tag("ConsoleSay")],
+    Discriminator(
+        _request_kind,
+        custom_error_type="command_or_say",
+        custom_error_message="one of command or say is required",
+    ),
+]
 
 
 class CommandReply(BaseModel):
