@@ -2,6 +2,10 @@
 
 Each app gets its own `CollectorRegistry`; the global default registry would make a second app
 in the same process (every test builds one) fail with duplicated time series.
+
+Per-job series label the job `job_id`, not `job`: Prometheus gives every series of a scrape job
+a `job` label of its own, and a clash would either rename ours or, with `honor_labels`, drop the
+scrape job's name from every series.
 """
 
 from __future__ import annotations
@@ -90,14 +94,14 @@ class JobCollector(Collector):
         self._duration = Histogram(
             "vsapi_job_run_duration_seconds",
             "How long job runs took",
-            ["job"],
+            ["job_id"],
             registry=None,
             buckets=DURATION_BUCKETS,
         )
         self._lateness = Histogram(
             "vsapi_job_lateness_seconds",
             "How late job runs started after their scheduled time",
-            ["job"],
+            ["job_id"],
             registry=None,
             buckets=LATENESS_BUCKETS,
         )
@@ -120,10 +124,10 @@ class JobCollector(Collector):
             elif outcome in FAILURE_OUTCOMES:
                 self._consecutive_failures[job] = self._consecutive_failures.get(job, 0) + 1
         if run.duration_ms is not None:
-            self._duration.labels(job=job).observe(run.duration_ms / 1000)
+            self._duration.labels(job_id=job).observe(run.duration_ms / 1000)
         # A catch-up run is as late as the API was down; that is not dispatch lateness.
         if run.lateness_ms is not None and run.trigger == "schedule":
-            self._lateness.labels(job=job).observe(max(run.lateness_ms, 0.0) / 1000)
+            self._lateness.labels(job_id=job).observe(max(run.lateness_ms, 0.0) / 1000)
 
     def collect(self) -> Iterable[Metric]:
         scheduler = self._scheduler
@@ -136,29 +140,31 @@ class JobCollector(Collector):
         yield count
 
         running = GaugeMetricFamily(
-            "vsapi_job_running", "1 while a run is in progress", labels=["job"]
+            "vsapi_job_running", "1 while a run is in progress", labels=["job_id"]
         )
-        paused = GaugeMetricFamily("vsapi_job_paused", "1 when the job is paused", labels=["job"])
+        paused = GaugeMetricFamily(
+            "vsapi_job_paused", "1 when the job is paused", labels=["job_id"]
+        )
         next_run = GaugeMetricFamily(
             "vsapi_job_next_run_timestamp_seconds",
             "Unix time of the next scheduled run; NaN when paused",
-            labels=["job"],
+            labels=["job_id"],
         )
         last_success = GaugeMetricFamily(
             "vsapi_job_last_success_timestamp_seconds",
             "Unix time the last successful run finished; NaN when none since the API started",
-            labels=["job"],
+            labels=["job_id"],
         )
         interval = GaugeMetricFamily(
-            "vsapi_job_interval_seconds", "Seconds between runs of interval jobs", labels=["job"]
+            "vsapi_job_interval_seconds", "Seconds between runs of interval jobs", labels=["job_id"]
         )
         streak = GaugeMetricFamily(
             "vsapi_job_consecutive_failures",
             "Failed or timed-out runs since the last success",
-            labels=["job"],
+            labels=["job_id"],
         )
         runs = CounterMetricFamily(
-            "vsapi_job_runs", "Finished job runs by outcome", labels=["job", "outcome"]
+            "vsapi_job_runs", "Finished job runs by outcome", labels=["job_id", "outcome"]
         )
         with self._lock:
             counts = dict(self._runs)
@@ -176,8 +182,8 @@ class JobCollector(Collector):
             # first occurrence instead of missing it.
             for outcome in OUTCOMES:
                 counts.setdefault((job.id, outcome), 0)
-            self._duration.labels(job=job.id)
-            self._lateness.labels(job=job.id)
+            self._duration.labels(job_id=job.id)
+            self._lateness.labels(job_id=job.id)
         # Removed jobs keep their counters: a counter that vanishes mid-life reads as a reset.
         for (job_id, outcome), value in sorted(counts.items()):
             runs.add_metric([job_id, outcome], float(value))
