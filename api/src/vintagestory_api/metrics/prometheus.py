@@ -1,4 +1,5 @@
-"""Prometheus exposition: job and scheduler series, HTTP metrics and the process collector.
+"""Prometheus exposition: job, scheduler and game server series, HTTP metrics, the process
+collector.
 
 Each app gets its own `CollectorRegistry`; the global default registry would make a second app
 in the same process (every test builds one) fail with duplicated time series.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -20,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
+
+from vintagestory_api.gameserver.states import ServerState
 
 OUTCOMES = ("succeeded", "failed", "timed_out", "skipped", "missed", "cancelled", "interrupted")
 # Outcomes that mean the job's own work went wrong; skips and misses are the scheduler's doing
@@ -72,6 +75,25 @@ class SchedulerLike(Protocol):
     def running(self) -> bool: ...
     def list_jobs(self) -> Sequence[JobLike]: ...
     def add_run_listener(self, listener: Callable[[RunLike], None]) -> None: ...
+
+
+class GameServerLike(Protocol):
+    """What the exposition needs from `GameServerService`."""
+
+    @property
+    def state(self) -> ServerState: ...
+    @property
+    def players_online(self) -> int | None: ...
+    @property
+    def should_run(self) -> bool: ...
+    @property
+    def crash_loop(self) -> bool: ...
+    @property
+    def restarts(self) -> Mapping[str, int]: ...
+    @property
+    def crash_count(self) -> int: ...
+    @property
+    def ready_seconds(self) -> float | None: ...
 
 
 def _timestamp(moment: datetime | None) -> float:
@@ -192,6 +214,61 @@ class JobCollector(Collector):
         yield from self._lateness.collect()
 
 
+class GameServerCollector(Collector):
+    """The supervised game server's series, read from the supervisor at scrape time."""
+
+    def __init__(self, game_server: GameServerLike) -> None:
+        self._game_server = game_server
+
+    def collect(self) -> Iterable[Metric]:
+        server = self._game_server
+        state = server.state
+        up = GaugeMetricFamily(
+            "vsapi_gameserver_up", "1 when the game server is running (past its ready line)"
+        )
+        up.add_metric([], 1.0 if state is ServerState.RUNNING else 0.0)
+        # Every state, 1 for the current one: `vsapi_gameserver_state{state="crashed"} == 1`
+        # works without knowing what the other states are called.
+        states = GaugeMetricFamily(
+            "vsapi_gameserver_state", "1 for the game server's current state", labels=["state"]
+        )
+        for each in ServerState:
+            states.add_metric([each.value], 1.0 if each is state else 0.0)
+        should_run = GaugeMetricFamily(
+            "vsapi_gameserver_should_run",
+            "1 when the last start, restart or stop an admin (or auto-start) asked for was a "
+            "start; crashes do not change it",
+        )
+        should_run.add_metric([], 1.0 if server.should_run else 0.0)
+        crash_loop = GaugeMetricFamily(
+            "vsapi_gameserver_crash_loop",
+            "1 after repeated crashes, while automatic restarts have stopped",
+        )
+        crash_loop.add_metric([], 1.0 if server.crash_loop else 0.0)
+        players = GaugeMetricFamily(
+            "vsapi_gameserver_players_online", "Players online; 0 when it is not running"
+        )
+        players.add_metric([], float(server.players_online or 0))
+        ready = GaugeMetricFamily(
+            "vsapi_gameserver_ready_seconds",
+            "Seconds from spawn to the ready line of the last start; NaN before the first",
+        )
+        seconds = server.ready_seconds
+        ready.add_metric([], seconds if seconds is not None else math.nan)
+        restarts = CounterMetricFamily(
+            "vsapi_gameserver_restarts",
+            "Restarts by reason: crash (automatic) or requested",
+            labels=["reason"],
+        )
+        for reason, count in sorted(server.restarts.items()):
+            restarts.add_metric([reason], float(count))
+        crashes = CounterMetricFamily(
+            "vsapi_gameserver_crashes", "Exits of the game server that nobody asked for"
+        )
+        crashes.add_metric([], float(server.crash_count))
+        yield from (up, states, should_run, crash_loop, players, ready, restarts, crashes)
+
+
 class PrometheusMetrics:
     """The per-app registry and everything on it."""
 
@@ -222,6 +299,10 @@ class PrometheusMetrics:
     def watch_scheduler(self, scheduler: SchedulerLike) -> None:
         """Read job series from `scheduler` and count its runs from now on."""
         self.jobs.watch(scheduler)
+
+    def watch_game_server(self, game_server: GameServerLike) -> None:
+        """Expose the supervised game server's state and counters."""
+        self.registry.register(GameServerCollector(game_server))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, f"{status // 100}xx")
