@@ -119,8 +119,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.versions = build_versions_service(settings, http_client)
         app.state.mods = build_mods_service(settings, http_client)
 
-        # Built before the metrics, which sample the process it supervises; started (when
-        # set to) once everything else runs, and stopped first, before the scheduler.
+        # Built before the metrics, which sample the process it supervises and expose its state
+        # and counters; started (when set to) once everything else runs, and stopped first,
+        # before the scheduler.
         gameserver = app.state.gameserver = build_game_server(settings, api_settings)
 
         scheduling = build_scheduler(settings, api_settings)
@@ -133,7 +134,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             scheduler,
             interval_seconds=api_settings.settings.metrics_collection_interval,
             retention_minutes=api_settings.settings.metrics_retention_minutes,
-            game_server_pid=lambda: gameserver.pid,
+            game_server=gameserver,
         )
         app.state.http_metrics = app.state.prometheus
         api_settings.add_listener(_resize_metrics(app.state.metrics))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -15,6 +17,7 @@ from tests.support.gameserver import (
     wait_state,
     wait_until,
 )
+from tests.support.prometheus_text import parse, value
 from vintagestory_api.gameserver.errors import LifecycleInProgress
 from vintagestory_api.gameserver.service import GameServerService
 
@@ -54,6 +57,14 @@ def test_crashes_are_restarted_then_given_up_after_the_crash_loop_limit(
     assert health["status"] == "degraded"
     assert health["game_server"]["status"] == "degraded"
     assert not gave_up["restart_pending"]["pending"]
+    # What an alert sees: a crash loop, and a server that should run but is down.
+    samples = parse(game.get("/metrics").text)
+    assert value(samples, "vsapi_gameserver_crash_loop") == 1
+    assert value(samples, "vsapi_gameserver_state", state="crashed") == 1
+    assert value(samples, "vsapi_gameserver_should_run") == 1
+    assert value(samples, "vsapi_gameserver_up") == 0
+    assert value(samples, "vsapi_gameserver_crashes_total") == 3
+    assert value(samples, "vsapi_gameserver_restarts_total", reason="crash") == 2
     # An admin's start is a fresh chance.
     assert game.post(f"{SERVER}/start", headers=ADMIN).status_code == 202
     assert status(game)["crash_loop"] is False
@@ -84,6 +95,11 @@ def test_no_ready_hits_the_start_timeout_and_is_stopped(game: TestClient) -> Non
     assert last["code"] == 0
     assert "start_timeout" in _kinds(game)
     assert "ready" not in _kinds(game)
+    # Stopped by the supervisor, not by anyone's wish: it still should run, and does not.
+    samples = parse(game.get("/metrics").text)
+    assert value(samples, "vsapi_gameserver_should_run") == 1
+    assert value(samples, "vsapi_gameserver_up") == 0
+    assert math.isnan(value(samples, "vsapi_gameserver_ready_seconds"))
 
 
 @pytest.mark.parametrize("knobs", [{"mode": "ignore_sigterm"}])

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.support.fakes import fail
 from tests.support.keys import ADMIN_KEY, MONITOR_KEY
+from tests.support.prometheus_text import parse, value
 from vintagestory_api.api_settings.service import API_SETTINGS_FILE
 from vintagestory_api.config import Settings
 from vintagestory_api.kit.state_files import write_json
@@ -108,13 +108,7 @@ async def run_now(http: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
 async def scrape(http: httpx.AsyncClient) -> list[Sample]:
     response = await http.get("/metrics")
     assert response.status_code == 200, response.text
-    return [s for family in text_string_to_metric_families(response.text) for s in family.samples]
-
-
-def value(samples: list[Sample], name: str, **labels: str) -> float:
-    found = [s.value for s in samples if s.name == name and labels.items() <= s.labels.items()]
-    assert len(found) == 1, (name, labels, found)
-    return found[0]
+    return parse(response.text)
 
 
 async def test_history_grows_one_sample_a_second_and_never_beyond_the_ring(
@@ -191,20 +185,21 @@ async def test_metrics_exposes_every_job_and_counts_failures(
     assert any(s.name.startswith("process_") for s in samples)
     names_by_job: dict[str, set[str]] = {}
     for sample in samples:
-        if "job" in sample.labels:
-            names_by_job.setdefault(sample.labels["job"], set()).add(sample.name)
+        if "job_id" in sample.labels:
+            names_by_job.setdefault(sample.labels["job_id"], set()).add(sample.name)
     for job_id in job_ids:
         assert names_by_job.get(job_id, set()) >= JOB_SERIES, job_id
-    failed_before = value(samples, "vsapi_job_runs_total", job="always_fails", outcome="failed")
+    failed_before = value(samples, "vsapi_job_runs_total", job_id="always_fails", outcome="failed")
     assert failed_before == 0
 
     for expected in (1, 2):
         assert (await run_now(http, "always_fails"))["outcome"] == "failed"
         samples = await scrape(http)
         assert (
-            value(samples, "vsapi_job_runs_total", job="always_fails", outcome="failed") == expected
+            value(samples, "vsapi_job_runs_total", job_id="always_fails", outcome="failed")
+            == expected
         )
-        assert value(samples, "vsapi_job_consecutive_failures", job="always_fails") == expected
+        assert value(samples, "vsapi_job_consecutive_failures", job_id="always_fails") == expected
     # The run-now requests themselves are counted under their route template, not the raw path.
     assert (
         value(

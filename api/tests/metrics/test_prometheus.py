@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.support.metrics_fakes import (
@@ -15,6 +14,7 @@ from tests.support.metrics_fakes import (
     job_info,
     wire_metrics_routes,
 )
+from tests.support.prometheus_text import parse, value
 from vintagestory_api.app import create_app
 from vintagestory_api.config import Settings
 from vintagestory_api.metrics.prometheus import PrometheusMetrics
@@ -57,13 +57,7 @@ def scrape(client: TestClient) -> list[Sample]:
     response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
-    return [s for family in text_string_to_metric_families(response.text) for s in family.samples]
-
-
-def value(samples: list[Sample], name: str, **labels: str) -> float:
-    found = [s.value for s in samples if s.name == name and labels.items() <= s.labels.items()]
-    assert len(found) == 1, (name, labels, found)
-    return found[0]
+    return parse(response.text)
 
 
 def test_metrics_needs_no_key_and_parses(client: TestClient, prometheus: PrometheusMetrics) -> None:
@@ -78,17 +72,17 @@ def test_every_registered_job_has_every_job_series(
 ) -> None:
     samples = scrape(client)
     for job in ("metrics_collection", "flaky"):
-        names = {s.name for s in samples if s.labels.get("job") == job}
+        names = {s.name for s in samples if s.labels.get("job_id") == job}
         assert set(JOB_SERIES) <= names, (job, set(JOB_SERIES) - names)
         for outcome in ("succeeded", "failed", "timed_out", "skipped", "missed", "cancelled"):
-            assert value(samples, "vsapi_job_runs_total", job=job, outcome=outcome) == 0
-    assert value(samples, "vsapi_job_paused", job="flaky") == 1
-    assert value(samples, "vsapi_job_paused", job="metrics_collection") == 0
-    assert value(samples, "vsapi_job_interval_seconds", job="metrics_collection") == 10
+            assert value(samples, "vsapi_job_runs_total", job_id=job, outcome=outcome) == 0
+    assert value(samples, "vsapi_job_paused", job_id="flaky") == 1
+    assert value(samples, "vsapi_job_paused", job_id="metrics_collection") == 0
+    assert value(samples, "vsapi_job_interval_seconds", job_id="metrics_collection") == 10
     next_run = scheduler.jobs[0].next_run_time
     assert next_run is not None
     assert value(
-        samples, "vsapi_job_next_run_timestamp_seconds", job="metrics_collection"
+        samples, "vsapi_job_next_run_timestamp_seconds", job_id="metrics_collection"
     ) == pytest.approx(next_run.timestamp())
 
 
@@ -99,30 +93,32 @@ def test_a_failing_job_counts_failures_and_its_streak(
     for _ in range(3):
         scheduler.finish(finished_run("flaky", "failed", duration_ms=2500))
     samples = scrape(client)
-    assert value(samples, "vsapi_job_runs_total", job="flaky", outcome="failed") == 3
-    assert value(samples, "vsapi_job_runs_total", job="flaky", outcome="succeeded") == 1
-    assert value(samples, "vsapi_job_consecutive_failures", job="flaky") == 3
-    assert value(samples, "vsapi_job_run_duration_seconds_count", job="flaky") == 4
-    assert value(samples, "vsapi_job_run_duration_seconds_sum", job="flaky") == pytest.approx(7.62)
+    assert value(samples, "vsapi_job_runs_total", job_id="flaky", outcome="failed") == 3
+    assert value(samples, "vsapi_job_runs_total", job_id="flaky", outcome="succeeded") == 1
+    assert value(samples, "vsapi_job_consecutive_failures", job_id="flaky") == 3
+    assert value(samples, "vsapi_job_run_duration_seconds_count", job_id="flaky") == 4
+    assert value(samples, "vsapi_job_run_duration_seconds_sum", job_id="flaky") == pytest.approx(
+        7.62
+    )
 
     scheduler.finish(finished_run("flaky", "succeeded"))
     samples = scrape(client)
-    assert value(samples, "vsapi_job_consecutive_failures", job="flaky") == 0
-    assert value(samples, "vsapi_job_runs_total", job="flaky", outcome="failed") == 3
+    assert value(samples, "vsapi_job_consecutive_failures", job_id="flaky") == 0
+    assert value(samples, "vsapi_job_runs_total", job_id="flaky", outcome="failed") == 3
 
 
 def test_last_success_is_nan_until_a_success_then_its_finish_time(
     client: TestClient, prometheus: PrometheusMetrics, scheduler: FakeScheduler
 ) -> None:
     last_success = "vsapi_job_last_success_timestamp_seconds"
-    assert value(scrape(client), last_success, job="flaky") != value(
-        scrape(client), last_success, job="flaky"
+    assert value(scrape(client), last_success, job_id="flaky") != value(
+        scrape(client), last_success, job_id="flaky"
     )  # NaN is the only value unequal to itself
     run = finished_run("flaky", "succeeded")
     scheduler.finish(run)
     scheduler.finish(finished_run("flaky", "failed"))
     assert run.finished_at is not None
-    assert value(scrape(client), last_success, job="flaky") == pytest.approx(
+    assert value(scrape(client), last_success, job_id="flaky") == pytest.approx(
         run.finished_at.timestamp()
     )
 

@@ -50,8 +50,9 @@ def test_current_is_the_newest_sample(
     metrics.add(newest)
     data = client.get(CURRENT, headers=admin_headers).json()["data"]
     assert data["timestamp"] == newest.model_dump(mode="json")["timestamp"]
-    assert set(data) == {"timestamp", "api", "game_server", "host", "disk"}
+    assert set(data) == {"timestamp", "api", "game_server", "players_online", "host", "disk"}
     assert data["game_server"] is None
+    assert data["players_online"] is None
     assert data["api"]["rss_mib"] > 0
 
 

@@ -66,7 +66,7 @@ async def test_failing_job_counter_rises_and_every_job_is_exposed(
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 if sample.name == "vsapi_job_runs_total" and sample.labels == {
-                    "job": "failing_job",
+                    "job_id": "failing_job",
                     "outcome": "failed",
                 }:
                     return sample.value
@@ -76,8 +76,8 @@ async def test_failing_job_counter_rises_and_every_job_is_exposed(
     names_by_job: dict[str, set[str]] = {}
     for family in text_string_to_metric_families(prometheus.render().decode()):
         for sample in family.samples:
-            if "job" in sample.labels:
-                names_by_job.setdefault(sample.labels["job"], set()).add(sample.name)
+            if "job_id" in sample.labels:
+                names_by_job.setdefault(sample.labels["job_id"], set()).add(sample.name)
     for job in ("metrics_collection", "failing_job"):
         assert {
             "vsapi_job_runs_total",

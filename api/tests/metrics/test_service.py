@@ -92,8 +92,11 @@ async def test_game_server_is_null_without_pid_file_filled_while_alive_null_afte
     assert (await metrics.sample()).game_server is None
 
     (data_dir / "state" / "server.pid").write_text(f"{sleeper.pid}\n")
-    first = (await metrics.sample()).game_server
+    sampled = await metrics.sample()
+    first = sampled.game_server
     assert first is not None
+    # The pid file says which process, not who plays on it.
+    assert sampled.players_online is None
     assert first.pid == sleeper.pid
     assert first.rss_mib > 0
     assert first.threads >= 1
@@ -184,6 +187,7 @@ def _without_optionals(sample: MetricsSample) -> MetricsSample:
         update={
             "api": sample.api.model_copy(update={"cpu_percent": None, "open_files": None}),
             "game_server": game.model_copy(update={"cpu_percent": None, "open_files": None}),
+            "players_online": None,
             "host": sample.host.model_copy(update={"load_average": None, "cpu_count": None}),
             "disk": None,
         }
@@ -194,7 +198,9 @@ def _without_optionals(sample: MetricsSample) -> MetricsSample:
     "sample",
     [
         fake_sample(7),
-        fake_sample(8).model_copy(update={"game_server": None}),
+        fake_sample(8).model_copy(update={"game_server": None, "players_online": None}),
+        # Nobody online is 0, not null: the flag keeps the two apart.
+        fake_sample(9).model_copy(update={"players_online": 0}),
         _without_optionals(fake_sample(9)),
         fake_sample(10).model_copy(
             update={
@@ -202,7 +208,7 @@ def _without_optionals(sample: MetricsSample) -> MetricsSample:
             }
         ),
     ],
-    ids=["full", "no-game-server", "nulls", "non-ascii-path"],
+    ids=["full", "no-game-server", "nobody-online", "nulls", "non-ascii-path"],
 )
 def test_a_kept_sample_reads_back_exactly(metrics: MetricsService, sample: MetricsSample) -> None:
     # The parameters are built at collection time, which in a long run is minutes before this

@@ -66,6 +66,7 @@ def fake_sample(n: int, *, at: datetime | None = None) -> MetricsSample:
         timestamp=at or datetime.now(UTC),
         api=process(4242),
         game_server=process(4343),
+        players_online=n % 64,
         host=HostSample(
             memory_used_mib=8000 + n / 3,
             memory_total_mib=32000.0,

@@ -107,7 +107,7 @@ class GameServerService:
             started_at=run.started_at if run is not None else None,
             ready_at=ready_at,
             uptime_seconds=round(uptime, 3) if uptime is not None else None,
-            players_online=sup.players.count if sup.state is ServerState.RUNNING else None,
+            players_online=self.players_online,
             last_exit=sup.last_exit,
             restart_pending=RestartPending(
                 pending=sup.restart_at is not None,
@@ -133,9 +133,25 @@ class GameServerService:
             return ComponentHealth(status="degraded", reason=last.error.message)
         return ComponentHealth(status="ok")
 
-    # Numbers for the Prometheus exposition.
+    # Numbers for the metrics samples and the Prometheus exposition.
+    @property
+    def players_online(self) -> int | None:
+        """None when it is not running; only a running server has players."""
+        sup = self._supervisor
+        return sup.players.count if sup.state is ServerState.RUNNING else None
+
+    @property
+    def should_run(self) -> bool:
+        """Whether the last start, restart or stop taken asked for it to run."""
+        return self._supervisor.should_run
+
+    @property
+    def crash_loop(self) -> bool:
+        return self._supervisor.crash_loop
+
     @property
     def restarts(self) -> dict[str, int]:
+        """Restarts by reason (`crash`: automatic, `requested`: POST /server/restart)."""
         return dict(self._supervisor.restarts)
 
     @property
@@ -144,8 +160,8 @@ class GameServerService:
 
     @property
     def ready_seconds(self) -> float | None:
-        run = self._supervisor.run
-        return run.ready_seconds if run is not None else None
+        """Spawn to ready line of the last start that got there; None before the first."""
+        return self._supervisor.last_ready_seconds
 
     # --- console and players ---------------------------------------------------------------
 

@@ -42,6 +42,7 @@ from .stopping import escalate_stop, watch_output
 
 logger = structlog.get_logger()
 
+RESTART_REASONS = ("crash", "requested")
 READY = re.compile(r"^Dedicated Server now running on Port (\d+)")
 RUN_GAME = "Entering runphase RunGame"
 STOP_REASON = "Stop reason: "
@@ -72,8 +73,16 @@ class Supervisor:
         self.version: str | None = config.installed_version()
         self.crash_loop = False
         self.restart_at: datetime | None = None
-        self.restarts: dict[str, int] = {}
+        # Every reason from the start, so a counter's first increase is seen (a series that
+        # appears at 1 has no increase to show).
+        self.restarts: dict[str, int] = dict.fromkeys(RESTART_REASONS, 0)
         self.crash_count = 0
+        # Seconds from spawn to ready of the last start that got there; kept after it stops.
+        self.last_ready_seconds: float | None = None
+        # The admin's last word: a start (or restart, or auto-start) asked for it to run, a stop
+        # not. Crashes, timeouts and give-ups leave it as it was, so "should run but is down"
+        # stays visible until someone decides otherwise.
+        self.should_run = False
         self._state = ServerState.STOPPED if config.installed else ServerState.NOT_INSTALLED
         self._run: GameRun | None = None
         self._action: str | None = None
@@ -143,6 +152,7 @@ class Supervisor:
     async def start(self, role: str) -> bool:
         """Spawn the server; False when it is already up. Ready comes later, from its log."""
         self._busy()
+        self.should_run = True
         if self._state in UP_STATES:
             return False
         self._action = "start"
@@ -158,6 +168,7 @@ class Supervisor:
     async def stop(self, role: str) -> bool:
         """Begin a graceful stop; False when there is no process (a pending restart is off)."""
         self._busy()
+        self.should_run = False
         self._cancel_restart()
         run = self.run
         if run is None:
@@ -172,6 +183,7 @@ class Supervisor:
 
     async def restart(self, role: str) -> bool:
         self._busy()
+        self.should_run = True
         self._cancel_restart()
         self.record("restart_requested", role=role)
         self.restarts["requested"] = self.restarts.get("requested", 0) + 1
@@ -301,7 +313,7 @@ class Supervisor:
         if self._state is not ServerState.STARTING or run is not self._run:
             return
         run.ready_at = datetime.now(UTC)
-        run.ready_seconds = time.monotonic() - run.started_mono
+        run.ready_seconds = self.last_ready_seconds = time.monotonic() - run.started_mono
         self.change_state(ServerState.RUNNING, "ready", detail=line)
         self._spawn_task(self._poll_players(run), run)
 

@@ -1,14 +1,19 @@
-"""Prometheus exposition: job and scheduler series, HTTP metrics and the process collector.
+"""Prometheus exposition: job, scheduler and game server series, HTTP metrics, the process
+collector.
 
 Each app gets its own `CollectorRegistry`; the global default registry would make a second app
 in the same process (every test builds one) fail with duplicated time series.
+
+Per-job series label the job `job_id`, not `job`: Prometheus gives every series of a scrape job
+a `job` label of its own, and a clash would either rename ours or, with `honor_labels`, drop the
+scrape job's name from every series.
 """
 
 from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
@@ -16,6 +21,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessColl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
+
+from vintagestory_api.gameserver.states import ServerState
 
 OUTCOMES = ("succeeded", "failed", "timed_out", "skipped", "missed", "cancelled", "interrupted")
 # Outcomes that mean the job's own work went wrong; skips and misses are the scheduler's doing
@@ -70,6 +77,25 @@ class SchedulerLike(Protocol):
     def add_run_listener(self, listener: Callable[[RunLike], None]) -> None: ...
 
 
+class GameServerLike(Protocol):
+    """What the exposition needs from `GameServerService`."""
+
+    @property
+    def state(self) -> ServerState: ...
+    @property
+    def players_online(self) -> int | None: ...
+    @property
+    def should_run(self) -> bool: ...
+    @property
+    def crash_loop(self) -> bool: ...
+    @property
+    def restarts(self) -> Mapping[str, int]: ...
+    @property
+    def crash_count(self) -> int: ...
+    @property
+    def ready_seconds(self) -> float | None: ...
+
+
 def _timestamp(moment: datetime | None) -> float:
     # NaN, not a missing series: every job shows every series, and NaN makes comparisons such
     # as `time() - last_success > x` false instead of firing for a job that has not run yet.
@@ -90,14 +116,14 @@ class JobCollector(Collector):
         self._duration = Histogram(
             "vsapi_job_run_duration_seconds",
             "How long job runs took",
-            ["job"],
+            ["job_id"],
             registry=None,
             buckets=DURATION_BUCKETS,
         )
         self._lateness = Histogram(
             "vsapi_job_lateness_seconds",
             "How late job runs started after their scheduled time",
-            ["job"],
+            ["job_id"],
             registry=None,
             buckets=LATENESS_BUCKETS,
         )
@@ -120,10 +146,10 @@ class JobCollector(Collector):
             elif outcome in FAILURE_OUTCOMES:
                 self._consecutive_failures[job] = self._consecutive_failures.get(job, 0) + 1
         if run.duration_ms is not None:
-            self._duration.labels(job=job).observe(run.duration_ms / 1000)
+            self._duration.labels(job_id=job).observe(run.duration_ms / 1000)
         # A catch-up run is as late as the API was down; that is not dispatch lateness.
         if run.lateness_ms is not None and run.trigger == "schedule":
-            self._lateness.labels(job=job).observe(max(run.lateness_ms, 0.0) / 1000)
+            self._lateness.labels(job_id=job).observe(max(run.lateness_ms, 0.0) / 1000)
 
     def collect(self) -> Iterable[Metric]:
         scheduler = self._scheduler
@@ -136,29 +162,31 @@ class JobCollector(Collector):
         yield count
 
         running = GaugeMetricFamily(
-            "vsapi_job_running", "1 while a run is in progress", labels=["job"]
+            "vsapi_job_running", "1 while a run is in progress", labels=["job_id"]
         )
-        paused = GaugeMetricFamily("vsapi_job_paused", "1 when the job is paused", labels=["job"])
+        paused = GaugeMetricFamily(
+            "vsapi_job_paused", "1 when the job is paused", labels=["job_id"]
+        )
         next_run = GaugeMetricFamily(
             "vsapi_job_next_run_timestamp_seconds",
             "Unix time of the next scheduled run; NaN when paused",
-            labels=["job"],
+            labels=["job_id"],
         )
         last_success = GaugeMetricFamily(
             "vsapi_job_last_success_timestamp_seconds",
             "Unix time the last successful run finished; NaN when none since the API started",
-            labels=["job"],
+            labels=["job_id"],
         )
         interval = GaugeMetricFamily(
-            "vsapi_job_interval_seconds", "Seconds between runs of interval jobs", labels=["job"]
+            "vsapi_job_interval_seconds", "Seconds between runs of interval jobs", labels=["job_id"]
         )
         streak = GaugeMetricFamily(
             "vsapi_job_consecutive_failures",
             "Failed or timed-out runs since the last success",
-            labels=["job"],
+            labels=["job_id"],
         )
         runs = CounterMetricFamily(
-            "vsapi_job_runs", "Finished job runs by outcome", labels=["job", "outcome"]
+            "vsapi_job_runs", "Finished job runs by outcome", labels=["job_id", "outcome"]
         )
         with self._lock:
             counts = dict(self._runs)
@@ -176,14 +204,69 @@ class JobCollector(Collector):
             # first occurrence instead of missing it.
             for outcome in OUTCOMES:
                 counts.setdefault((job.id, outcome), 0)
-            self._duration.labels(job=job.id)
-            self._lateness.labels(job=job.id)
+            self._duration.labels(job_id=job.id)
+            self._lateness.labels(job_id=job.id)
         # Removed jobs keep their counters: a counter that vanishes mid-life reads as a reset.
         for (job_id, outcome), value in sorted(counts.items()):
             runs.add_metric([job_id, outcome], float(value))
         yield from (running, paused, next_run, last_success, interval, streak, runs)
         yield from self._duration.collect()
         yield from self._lateness.collect()
+
+
+class GameServerCollector(Collector):
+    """The supervised game server's series, read from the supervisor at scrape time."""
+
+    def __init__(self, game_server: GameServerLike) -> None:
+        self._game_server = game_server
+
+    def collect(self) -> Iterable[Metric]:
+        server = self._game_server
+        state = server.state
+        up = GaugeMetricFamily(
+            "vsapi_gameserver_up", "1 when the game server is running (past its ready line)"
+        )
+        up.add_metric([], 1.0 if state is ServerState.RUNNING else 0.0)
+        # Every state, 1 for the current one: `vsapi_gameserver_state{state="crashed"} == 1`
+        # works without knowing what the other states are called.
+        states = GaugeMetricFamily(
+            "vsapi_gameserver_state", "1 for the game server's current state", labels=["state"]
+        )
+        for each in ServerState:
+            states.add_metric([each.value], 1.0 if each is state else 0.0)
+        should_run = GaugeMetricFamily(
+            "vsapi_gameserver_should_run",
+            "1 when the last start, restart or stop an admin (or auto-start) asked for was a "
+            "start; crashes do not change it",
+        )
+        should_run.add_metric([], 1.0 if server.should_run else 0.0)
+        crash_loop = GaugeMetricFamily(
+            "vsapi_gameserver_crash_loop",
+            "1 after repeated crashes, while automatic restarts have stopped",
+        )
+        crash_loop.add_metric([], 1.0 if server.crash_loop else 0.0)
+        players = GaugeMetricFamily(
+            "vsapi_gameserver_players_online", "Players online; 0 when it is not running"
+        )
+        players.add_metric([], float(server.players_online or 0))
+        ready = GaugeMetricFamily(
+            "vsapi_gameserver_ready_seconds",
+            "Seconds from spawn to the ready line of the last start; NaN before the first",
+        )
+        seconds = server.ready_seconds
+        ready.add_metric([], seconds if seconds is not None else math.nan)
+        restarts = CounterMetricFamily(
+            "vsapi_gameserver_restarts",
+            "Restarts by reason: crash (automatic) or requested",
+            labels=["reason"],
+        )
+        for reason, count in sorted(server.restarts.items()):
+            restarts.add_metric([reason], float(count))
+        crashes = CounterMetricFamily(
+            "vsapi_gameserver_crashes", "Exits of the game server that nobody asked for"
+        )
+        crashes.add_metric([], float(server.crash_count))
+        yield from (up, states, should_run, crash_loop, players, ready, restarts, crashes)
 
 
 class PrometheusMetrics:
@@ -216,6 +299,10 @@ class PrometheusMetrics:
     def watch_scheduler(self, scheduler: SchedulerLike) -> None:
         """Read job series from `scheduler` and count its runs from now on."""
         self.jobs.watch(scheduler)
+
+    def watch_game_server(self, game_server: GameServerLike) -> None:
+        """Expose the supervised game server's state and counters."""
+        self.registry.register(GameServerCollector(game_server))
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, f"{status // 100}xx")

@@ -43,7 +43,10 @@ class MetricsSample(BaseModel):
     timestamp: datetime = Field(description="When the sample was taken (UTC)")
     api: ProcessSample = Field(description="This API's own process")
     game_server: ProcessSample | None = Field(
-        description="The game server process from <data>/state/server.pid; null when not running"
+        description="The game server process the API supervises; null when not running"
+    )
+    players_online: int | None = Field(
+        ge=0, description="Players on the game server; null when it is not running"
     )
     host: HostSample
     disk: DiskSample | None = Field(description="The data directory's filesystem")

@@ -8,9 +8,9 @@ import os
 import shutil
 import threading
 from collections import deque
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 import structlog
@@ -18,7 +18,7 @@ import structlog
 from vintagestory_api.kit.file_reads import os_error_reason, read_file_bytes
 
 from .packing import SAMPLE_TIMESTAMP, micros, pack_sample, unpack_sample
-from .prometheus import PrometheusMetrics, SchedulerLike
+from .prometheus import GameServerLike, PrometheusMetrics, SchedulerLike
 from .schemas import DiskSample, HostSample, MetricsSample, ProcessSample
 
 logger = structlog.get_logger()
@@ -31,6 +31,15 @@ SERVER_PID_FILE = "server.pid"
 # settings' extremes (every second for 7 days: 604,800 samples) would need about 150 MB. The cap
 # still holds the longest retention at any interval of 7 s or more, and a day at 1 s.
 MAX_SAMPLES = 100_000
+
+
+class SampledServer(Protocol):
+    """What the sampler reads from the supervised game server."""
+
+    @property
+    def pid(self) -> int | None: ...
+    @property
+    def players_online(self) -> int | None: ...
 
 
 def ring_size(interval_seconds: int, retention_minutes: int) -> int:
@@ -91,11 +100,11 @@ class MetricsService:
         interval_seconds: int,
         retention_minutes: int,
         max_samples: int = MAX_SAMPLES,
-        game_server_pid: Callable[[], int | None] | None = None,
+        game_server: SampledServer | None = None,
     ) -> None:
         self._data_dir = data_dir
-        # The supervised process when the API runs the game server; else the pid file.
-        self._game_server_pid = game_server_pid
+        # The process the API supervises; without one, whatever the pid file names.
+        self._supervised = game_server
         self._pid_file = data_dir / "state" / SERVER_PID_FILE
         self._lock = threading.Lock()
         self._sample_lock = threading.Lock()
@@ -164,6 +173,9 @@ class MetricsService:
                 timestamp=datetime.now(UTC),
                 api=self._api.sample(),
                 game_server=self._game_server(),
+                players_online=(
+                    self._supervised.players_online if self._supervised is not None else None
+                ),
                 host=_host(),
                 disk=_disk(self._data_dir),
             )
@@ -200,7 +212,7 @@ class MetricsService:
         return self._max_samples
 
     def _game_server(self) -> ProcessSample | None:
-        pid = self._game_server_pid() if self._game_server_pid is not None else self._read_pid()
+        pid = self._supervised.pid if self._supervised is not None else self._read_pid()
         if pid is None:
             self._game = None
             return None
@@ -276,22 +288,29 @@ def _disk(path: Path) -> DiskSample | None:
     )
 
 
+class GameServerMetricsSource(SampledServer, GameServerLike, Protocol):
+    """The game server as both the sampler and the exposition read it."""
+
+
 def build_metrics(
     data_dir: Path,
     scheduler: SchedulerLike | None,
     *,
     interval_seconds: int,
     retention_minutes: int,
-    game_server_pid: Callable[[], int | None] | None = None,
+    game_server: GameServerMetricsSource | None = None,
 ) -> tuple[MetricsService, PrometheusMetrics]:
-    """The sampler and the Prometheus registry of one app, watching `scheduler` when given."""
+    """The sampler and the Prometheus registry of one app, watching `scheduler` and
+    `game_server` when given."""
     metrics = MetricsService(
         data_dir,
         interval_seconds=interval_seconds,
         retention_minutes=retention_minutes,
-        game_server_pid=game_server_pid,
+        game_server=game_server,
     )
     prometheus = PrometheusMetrics()
     if scheduler is not None:
         prometheus.watch_scheduler(scheduler)
+    if game_server is not None:
+        prometheus.watch_game_server(game_server)
     return metrics, prometheus
