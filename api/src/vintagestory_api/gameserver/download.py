@@ -79,17 +79,27 @@ async def _fetch(
             done = 0
             progress(done, total)
             with target.open("wb") as file:
-                async for chunk in response.aiter_raw(CHUNK_BYTES):
-                    done += len(chunk)
-                    if done > max_bytes:
-                        raise DownloadTooLarge(f"{url} sends {_over(max_bytes)}")
-                    # Page-cache writes of a chunk are quick; the fsync below is not.
-                    file.write(chunk)
-                    digest.update(chunk)
-                    progress(done, total)
+                try:
+                    async for chunk in response.aiter_raw(CHUNK_BYTES):
+                        done += len(chunk)
+                        if done > max_bytes:
+                            raise DownloadTooLarge(f"{url} sends {_over(max_bytes)}")
+                        # Page-cache writes of a chunk are quick; the fsync below is not.
+                        file.write(chunk)
+                        digest.update(chunk)
+                        progress(done, total)
+                except httpx.RemoteProtocolError:
+                    # The connection closed before the declared length (httpx checks it).
+                    if total is None:
+                        raise
+                    # What arrived, also the part too short to have made a chunk.
+                    done = min(response.num_bytes_downloaded, total - 1)
                 await asyncio.to_thread(_flush, file.fileno())
             if total is not None and done < total:
-                raise DownloadFailed(f"{url}: truncated, {done} of {total} bytes received")
+                raise DownloadFailed(
+                    f"{url}: truncated, {done} of {total} bytes received before the "
+                    "connection closed"
+                )
     except httpx.HTTPError as exc:
         raise DownloadFailed(f"{url}: {describe_http_error(exc)}") from None
     except OSError as exc:

@@ -108,7 +108,7 @@ class InstallService:
             release = await self._releases.release(request.version)
             if release is None:
                 raise VersionNotFound(
-                    f"body.version: {request.version} is in neither the stable nor the "
+                    f"version: {request.version} is in neither the stable nor the "
                     "unstable version list"
                 )
             current = await asyncio.to_thread(self._dir.current)

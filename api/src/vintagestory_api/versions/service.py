@@ -155,10 +155,11 @@ class VersionsService:
     async def release(self, wanted: str) -> Release | None:
         """The download of `wanted` (a version, `stable` or `unstable`) for the installer.
 
-        Not in the last good lists: they are checked once more (a version out since the last
-        check), and VersionsUnavailable when that fails with nothing cached to answer from.
+        A channel's newest is asked of the versions API now, and so is a version missing
+        from the last good lists (out since the last check); when that check fails the last
+        good lists answer, and VersionsUnavailable when there are none.
         """
-        found = self._find(wanted)
+        found = None if wanted in CHANNELS else self._find(wanted)
         if found is None:
             try:
                 await self.check()
