@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import httpx
 import structlog
@@ -116,7 +116,9 @@ class InstallService:
                 raise VersionAlreadyCurrent(f"{release.version} is already the current version")
             self._refuse_if_running(request.restart)
             await self._gameserver.check_runtime(release.version)
-            op = self._new_op("install", request.version, release.version, current, request, role)
+            op = InstallOperation.begun(
+                "install", request.version, release.version, current, request.restart, role
+            )
             self._begin(op, self._install(op, release, role))
         return op.model_copy()
 
@@ -127,8 +129,9 @@ class InstallService:
                 raise NoPreviousVersion("there is no previous version to roll back to")
             self._refuse_if_running(request.restart)
             await self._gameserver.check_runtime(links.previous)
-            op = self._new_op("rollback", "previous", links.previous, links.current, request, role)
-            op.stage = "switching"
+            op = InstallOperation.begun(
+                "rollback", "previous", links.previous, links.current, request.restart, role
+            )
             self._begin(op, self._rollback(op, role))
         return op.model_copy()
 
@@ -156,32 +159,6 @@ class InstallService:
                 f'the game server is {state}; stop it first, or send "restart": true to have '
                 "it stopped, switched and started again"
             )
-
-    @staticmethod
-    def _new_op(
-        kind: Literal["install", "rollback"],
-        requested: str,
-        version: str,
-        current: str | None,
-        request: InstallRequest | RollbackRequest,
-        role: str,
-    ) -> InstallOperation:
-        return InstallOperation(
-            kind=kind,
-            requested=requested,
-            version=version,
-            from_version=current,
-            restart=request.restart,
-            role=role,
-            stage="downloading",
-            bytes_done=0,
-            bytes_total=None,
-            percent=None,
-            started_at=datetime.now(UTC),
-            finished_at=None,
-            rolled_back=False,
-            error=None,
-        )
 
     def _begin(self, op: InstallOperation, work: Awaitable[None]) -> None:
         self._op = op

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -217,3 +217,31 @@ class InstallOperation(BaseModel):
         "and started again; error says why"
     )
     error: ErrorInfo | None = Field(description="Why it failed (stage failed)")
+
+    @classmethod
+    def begun(
+        cls,
+        kind: Literal["install", "rollback"],
+        requested: str,
+        version: str,
+        current: str | None,
+        restart: bool,
+        role: str,
+    ) -> InstallOperation:
+        return cls(
+            kind=kind,
+            requested=requested,
+            version=version,
+            from_version=current,
+            restart=restart,
+            role=role,
+            # A rollback has nothing to download: it begins with the switch.
+            stage="downloading" if kind == "install" else "switching",
+            bytes_done=0,
+            bytes_total=None,
+            percent=None,
+            started_at=datetime.now(UTC),
+            finished_at=None,
+            rolled_back=False,
+            error=None,
+        )
