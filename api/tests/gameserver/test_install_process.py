@@ -13,7 +13,7 @@ import psutil
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.gameserver import ADMIN, console_texts, events, status, wait_state
+from tests.support.gameserver import ADMIN, console_texts, events, status, wait_state, wait_until
 from tests.support.installs import INSTALL, ROLLBACK, install_settings, wait_install_sync
 from tests.support.server_tarball import StubCdn, server_tarball
 from tests.support.stub_server import StubServer
@@ -136,3 +136,25 @@ def test_a_new_version_that_never_becomes_ready_is_rolled_back_and_the_old_one_r
     assert _runs_from(back["pid"]) == str(root / "versions" / "1.21.5")
     kinds = [e["kind"] for e in events(game)]
     assert "start_timeout" in kinds
+
+
+@pytest.mark.parametrize("timings", [{"server_start_timeout_seconds": 60}])
+def test_api_shutdown_during_a_switch_leaves_no_server_running(
+    game_settings: Settings, cdn: StubCdn
+) -> None:
+    cdn.publish("1.21.5", server_tarball("1.21.5"))
+    cdn.publish("1.21.6", server_tarball("1.21.6", mode="no_ready"))
+    with TestClient(create_app(install_settings(game_settings, cdn))) as client:
+        _install(client, "1.21.5")
+        old = _started(client)["pid"]
+        response = client.post(INSTALL, json={"version": "1.21.6", "restart": True}, headers=ADMIN)
+        assert response.status_code == 202
+        # The new version is up but never ready: the switch is waiting for it.
+        new = wait_until(
+            client, lambda s: s["state"] == "starting" and s["pid"] not in (None, old)
+        )["pid"]
+        # The old one was stopped for the switch and reaped.
+        assert not psutil.pid_exists(old)
+        child = psutil.Process(new)
+    # The lifespan has ended without an error, and the new server did not outlive it.
+    assert not child.is_running()

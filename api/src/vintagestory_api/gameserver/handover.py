@@ -24,7 +24,9 @@ async def stop_and_wait(supervisor: Supervisor, timings: Callable[[], Timings], 
     if run is None:
         return
     supervisor.begin_stop(run, role)
-    await escalate_stop(run, timings())
+    # Shielded: if the API shuts down meanwhile, the escalation still ends the process (the
+    # supervisor's close then only waits for the exit).
+    await asyncio.shield(asyncio.ensure_future(escalate_stop(run, timings())))
     await run.exited.wait()
 
 

@@ -204,7 +204,7 @@ class Supervisor:
         self._cancel_restart()
         run = self.run
         if run is not None:
-            if self._action is None:
+            if self._action is None and not run.stop_requested:
                 self._action = "stop"
                 self.begin_stop(run, "api_shutdown")
                 self._spawn_task(self._stop_then(run, "api_shutdown", restart=False))
