@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import os
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -29,12 +30,17 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi.checks import positive_data_acceptance, use_after_free
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from tests.support.offline import BUILTIN_JOBS_OFF, offline_settings
+from tests.support.stub_server import FIXTURES
 
 from vintagestory_api.api_settings.schemas import ApiSettings
 from vintagestory_api.app import API_PREFIX
 from vintagestory_api.auth.keys import Role
 from vintagestory_api.config import Settings
+from vintagestory_api.kit.state_files import write_json
 from vintagestory_api.scheduler.service import SchedulerService
+from vintagestory_api.versions.schemas import VersionsCache
+from vintagestory_api.versions.service import CACHE_FILE as VERSIONS_CACHE_FILE
+from vintagestory_api.versions.service import parse_channel
 
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 MONITOR_KEY = "fuzz-monitor-key-0123456789"
@@ -60,10 +66,27 @@ RESET_SETTINGS = {**ApiSettings().model_dump(), **BUILTIN_JOBS_OFF}
 
 
 def fuzz_settings(data_dir: Path) -> Settings:
-    """Settings for a fuzzed app: built-in jobs off, upstream APIs unreachable (refused at once).
-    The fuzz runs turn the built-in jobs on through PATCH /config/api."""
-    return offline_settings(
+    """Settings for a fuzzed app: built-in jobs off, upstream APIs and the game download CDN
+    unreachable (refused at once), and versions known from an earlier check. The fuzz runs turn
+    the built-in jobs on through PATCH /config/api."""
+    settings = offline_settings(
         data_dir, admin_key=ADMIN_KEY, monitor_key=MONITOR_KEY, shutdown_grace_seconds=2
+    )
+    _seed_versions_cache(data_dir)
+    return settings
+
+
+def _seed_versions_cache(data_dir: Path) -> None:
+    # Offline no version check succeeds, so without a cached list every valid install request
+    # would be the documented 503 VERSIONS_UNAVAILABLE; the fixture lists stand in for a past
+    # check, so installs reach their other answers (and any download is refused on loopback).
+    cache = VersionsCache()
+    for channel, entry in (("stable", cache.stable), ("unstable", cache.unstable)):
+        payload = json.loads((FIXTURES / f"{channel}.json").read_bytes())
+        entry.versions = parse_channel(f"fixture:{channel}.json", payload)
+        entry.latest = next(v.version for v in entry.versions if v.is_latest)
+    write_json(
+        data_dir / "state" / VERSIONS_CACHE_FILE, cache.model_dump(mode="json"), keep_backup=False
     )
 
 

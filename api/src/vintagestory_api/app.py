@@ -28,6 +28,7 @@ from vintagestory_api.errors import (
 )
 from vintagestory_api.gameserver import router as gameserver_router
 from vintagestory_api.gameserver.exits import Timings
+from vintagestory_api.gameserver.install import build_installer
 from vintagestory_api.gameserver.launch import LaunchConfig
 from vintagestory_api.gameserver.process import Launcher
 from vintagestory_api.gameserver.service import GameServerService
@@ -84,8 +85,8 @@ OPENAPI_TAGS = [
     },
     {
         "name": "server",
-        "description": "The game server: state, start, stop, restart, lifecycle events, console "
-        "and players.",
+        "description": "The game server: state, start, stop, restart, install, update and "
+        "rollback, lifecycle events, console and players.",
     },
     {
         "name": "metrics",
@@ -116,13 +117,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
         http_client = create_http_client(settings)
         stack.push_async_callback(http_client.aclose)
-        app.state.versions = build_versions_service(settings, http_client)
-        app.state.mods = build_mods_service(settings, http_client)
-
         # Built before the metrics, which sample the process it supervises and expose its state
-        # and counters; started (when set to) once everything else runs, and stopped first,
-        # before the scheduler.
+        # and counters, and before the versions and mods services, which ask it what is
+        # installed; started (when set to) once everything else runs, and stopped first, before
+        # the scheduler.
         gameserver = app.state.gameserver = build_game_server(settings, api_settings)
+        installed = gameserver.installed_version
+        app.state.versions = build_versions_service(settings, http_client, installed)
+        app.state.mods = build_mods_service(settings, http_client, installed)
+        # The versions service tells the installer what each version's download is.
+        installer = build_installer(settings, gameserver, http_client, app.state.versions)
+        app.state.installer = installer
+        await installer.start()
 
         scheduling = build_scheduler(settings, api_settings)
         stack.push_async_callback(scheduling.close)
@@ -152,6 +158,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Last in, first out: on shutdown the game server is stopped the graceful way (its world
         # saved) while everything else still runs.
         stack.push_async_callback(gameserver.close)
+        # Before that: an install under way is cancelled, then the server is stopped.
+        stack.push_async_callback(installer.close)
         if api_settings.settings.server_auto_start:
             await _auto_start(gameserver)
         app.state.ready = True

@@ -105,8 +105,8 @@ class Settings(BaseSettings):
 
     server_dir: Path | None = Field(
         default=None,
-        description="The game server's install directory (VintagestoryServer.dll); default "
-        "<data>/server",
+        description="The game server's install directory: versions/<v>/ side by side and the "
+        "current link (or a hand-made install's VintagestoryServer.dll); default <data>/server",
     )
     server_data_dir: Path | None = Field(
         default=None,
@@ -116,7 +116,8 @@ class Settings(BaseSettings):
     server_command: str | None = Field(
         default=None,
         description="A command line run instead of `dotnet <server_dir>/VintagestoryServer.dll`, "
-        "split like a shell would (no shell runs it); --dataPath and --port are appended",
+        "split like a shell would (no shell runs it); --dataPath and --port are appended, and "
+        "{server_dir} becomes the current version's directory",
     )
     server_port: int | None = Field(
         default=None, ge=1, le=65535, description="The game's --port; unset: serverconfig.json's"
@@ -126,6 +127,29 @@ class Settings(BaseSettings):
         gt=0,
         le=3600,
         description="Seconds between the /stats polls that correct the online player list",
+    )
+    cdn_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="Replaces the scheme, host and port of the game download URLs the versions "
+        "API publishes (https://cdn.vintagestory.at), e.g. for a mirror; unset: as published",
+    )
+    install_max_download_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1024,
+        le=16 * 1024 * 1024 * 1024,
+        description="Largest game server download accepted; a larger one fails the install",
+    )
+    install_max_unpacked_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024 * 1024,
+        description="Most bytes a game server archive may unpack to; more fails the install",
+    )
+    install_download_timeout: float = Field(
+        default=900.0,
+        gt=0,
+        le=86400,
+        description="Longest a game server download may take in total, in seconds",
     )
 
     @field_validator("api_key_admin", "api_key_monitor", mode="before")

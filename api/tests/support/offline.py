@@ -39,6 +39,8 @@ def offline_settings(
         # loopback refuses at once.
         versions_url=AnyHttpUrl("http://127.0.0.1:9"),
         mod_api_url=AnyHttpUrl("http://127.0.0.1:9/api"),
+        # And no game server download either, whatever URL a version list names.
+        cdn_url=AnyHttpUrl("http://127.0.0.1:9"),
         # Retrying a refusing port only slows the shutdown drain.
         http_retries=0,
     )

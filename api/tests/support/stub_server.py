@@ -1,7 +1,8 @@
 """A real HTTP server on 127.0.0.1 standing in for the Vintage Story APIs, with switchable faults.
 
 It serves `tests/fixtures/vintagestory/`: `/stable.json`, `/unstable.json` and
-`/api/mod/{modid}` (`mod-{modid}.json`, else the database's "not found" answer). A fault set
+`/api/mod/{modid}` (`mod-{modid}.json`, else the database's "not found" answer); `bodies` adds
+or replaces any path (a game server tarball as the CDN would serve it). A fault set
 for a path (or for every path) replaces the normal answer; `stop()` gives "connection refused"
 on the same port and `start()` brings the server back.
 """
@@ -27,6 +28,7 @@ Fault = Literal[
     "wrong_shape",  # valid JSON that is neither a versions list nor a mod answer
     "huge",  # a 50 MiB body with its Content-Length declared
     "huge_undeclared",  # a 50 MiB body without Content-Length (ends when the connection closes)
+    "truncated",  # the path's body with its full Content-Length, but only half of it sent
 ]
 
 HUGE_BYTES = 50 * 1024 * 1024
@@ -121,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault is None:
                 self._normal(stub, path)
             else:
-                self._fault(stub, fault)
+                self._fault(stub, fault, path)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up, which is what several faults are for
 
@@ -141,8 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._send(404, b'{"error": "no such path"}')
 
-    def _fault(self, stub: StubServer, fault: Fault) -> None:
-        if fault == "500":
+    def _fault(self, stub: StubServer, fault: Fault, path: str) -> None:
+        if fault == "truncated":
+            body = stub.bodies.get(path, b"x" * 1000)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2])
+        elif fault == "500":
             self._send(500, b"internal server error", content_type="text/plain")
         elif fault == "hang":
             stub.stall(_MAX_STALL_SECONDS)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from .install import InstallService
 from .service import GameServerService
 
 
@@ -15,3 +16,11 @@ async def get_game_server(request: Request) -> GameServerService:
 
 
 GameServerDep = Annotated[GameServerService, Depends(get_game_server)]
+
+
+async def get_installer(request: Request) -> InstallService:
+    service: InstallService = request.app.state.installer
+    return service
+
+
+InstallerDep = Annotated[InstallService, Depends(get_installer)]

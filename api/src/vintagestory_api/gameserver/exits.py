@@ -42,6 +42,7 @@ class GameRun:
     stop_reason: str | None = None
     run_game_seen: bool = False
     stderr: list[str] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 

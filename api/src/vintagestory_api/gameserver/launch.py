@@ -7,14 +7,15 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from vintagestory_api.kit.file_reads import read_file_bytes
 from vintagestory_api.kit.version_numbers import version_key
 
 from .errors import DotnetRuntimeMissing
 from .process import Launcher
+from .versions_dir import VersionsDir
 
 SERVER_DLL = "VintagestoryServer.dll"
-VERSION_FILE = "current_version"
+# In VS_SERVER_COMMAND: replaced at each launch by the current version's directory.
+SERVER_DIR_FIELD = "{server_dir}"
 # Exit status of the .NET host when the framework the app needs is missing.
 RUNTIME_MISSING_EXIT = 150
 RUNTIME_MISSING_TEXT = "You must install or update .NET"
@@ -29,15 +30,34 @@ class LaunchConfig:
     port: int | None = None
 
     @property
+    def versions(self) -> VersionsDir:
+        return VersionsDir(self.server_dir)
+
+    @property
+    def launch_dir(self) -> Path:
+        """The current version's directory; the server dir itself for a hand-made install."""
+        current = self.versions.current()
+        return self.versions.path(current) if current is not None else self.server_dir
+
+    @property
     def installed(self) -> bool:
-        # With a command set, the command is what runs: nothing else has to be installed.
-        return self.command is not None or (self.server_dir / SERVER_DLL).is_file()
+        # A command that does not name the server dir is what runs: nothing else is needed.
+        if self.command is not None and SERVER_DIR_FIELD not in self.command:
+            return True
+        return (self.launch_dir / SERVER_DLL).is_file()
+
+    def not_installed_reason(self) -> str:
+        where = f"no game server is installed in {self.server_dir}"
+        if self.command is None:
+            return f"{where} and VS_SERVER_COMMAND is not set; install one (POST /server/install)"
+        return f"{where} for VS_SERVER_COMMAND's {SERVER_DIR_FIELD}; install one first"
 
     def argv(self) -> list[str]:
+        launch_dir = self.launch_dir
         base = (
-            shlex.split(self.command)
+            [w.replace(SERVER_DIR_FIELD, str(launch_dir)) for w in shlex.split(self.command)]
             if self.command is not None
-            else ["dotnet", str(self.server_dir / SERVER_DLL)]
+            else ["dotnet", str(launch_dir / SERVER_DLL)]
         )
         argv = [*base, "--dataPath", str(self.data_path.absolute())]
         if self.port is not None:
@@ -47,16 +67,16 @@ class LaunchConfig:
     @property
     def cwd(self) -> Path:
         # The real server finds its assets next to its binary; a command may live anywhere.
-        return self.server_dir if self.server_dir.is_dir() else self.data_path
+        launch_dir = self.launch_dir
+        return launch_dir if launch_dir.is_dir() else self.data_path
 
     def installed_version(self) -> str | None:
-        try:
-            # Bounded and non-blocking: a FIFO in the file's place must not hang a start.
-            raw = read_file_bytes(self.server_dir / VERSION_FILE, 255)
-        except OSError:
-            return None
-        text = raw.decode("utf-8", errors="replace").strip()
-        return text if version_key(text) is not None else None
+        """The `current` link's version, else what `current_version` says (a hand-made install)."""
+        versions = self.versions
+        return versions.current() or versions.file_version()
+
+    def previous_version(self) -> str | None:
+        return self.versions.previous()
 
 
 def required_runtime(version: str | None) -> int | None:
@@ -73,11 +93,14 @@ def required_runtime(version: str | None) -> int | None:
     return 7
 
 
-async def check_runtime(config: LaunchConfig, launcher: Launcher) -> None:
-    """Refuse a real launch that cannot work; a configured command is not checked."""
+async def check_runtime(
+    config: LaunchConfig, launcher: Launcher, version: str | None = None
+) -> None:
+    """Refuse a real launch of `version` (default: the installed one) that cannot work; a
+    configured command is not checked."""
     if config.command is not None:
         return
-    version = config.installed_version()
+    version = version or config.installed_version()
     needed = required_runtime(version)
     wanted = f"the .NET {needed} runtime" if needed else "a .NET runtime"
     game = f"the game server {version}" if version else "the game server"

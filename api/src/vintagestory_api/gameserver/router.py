@@ -1,4 +1,4 @@
-"""`/server`: the game server's state, lifecycle, events, console and players."""
+"""`/server`: the game server's state, lifecycle, installs, events, console and players."""
 
 from __future__ import annotations
 
@@ -11,21 +11,30 @@ from vintagestory_api.auth.errors import Forbidden
 from vintagestory_api.errors import error_responses
 from vintagestory_api.kit.envelope import ApiResponse, ok
 
-from .deps import GameServerDep
+from .deps import GameServerDep, InstallerDep
 from .errors import (
     DotnetRuntimeMissing,
+    InstallInProgress,
     InvalidCommand,
     LifecycleInProgress,
+    NoPreviousVersion,
     ServerNotInstalled,
     ServerNotRunning,
+    ServerRunning,
+    VersionAlreadyCurrent,
+    VersionNotFound,
+    VersionsUnavailable,
 )
 from .schemas import (
     CommandReply,
     CommandRequest,
     ConsoleCommand,
     ConsoleLines,
+    InstallOperation,
+    InstallRequest,
     LifecycleEvents,
     PlayerList,
+    RollbackRequest,
     ServerStatus,
 )
 from .service import GameServerService
@@ -134,3 +143,58 @@ async def command(
 @router.get("/players", summary="Who is online, since when")
 async def players(service: GameServerDep, _: RoleDep) -> ApiResponse[PlayerList]:
     return ok(service.players())
+
+
+_SWITCH_ERRORS = error_responses(Forbidden, InstallInProgress, ServerRunning, DotnetRuntimeMissing)
+_BEGUN: dict[int | str, dict[str, Any]] = {
+    202: {
+        "model": ApiResponse[InstallOperation],
+        "description": "Begun; follow GET /server/install",
+    }
+}
+
+
+@router.post(
+    "/install",
+    status_code=202,
+    summary="Install a game server version from the official downloads (admin only)",
+    description="Downloads the version's Linux server from the URL in the versions data "
+    "(its host replaced by VS_CDN_URL when set), checks its md5, unpacks it safely next to the "
+    "installed versions and makes it current, keeping the one before for POST /server/rollback. "
+    'A running server is refused (SERVER_RUNNING) unless `"restart": true`: it is then stopped '
+    "gracefully, switched and started, and put back on the old version if the new one does not "
+    "become ready. One install or rollback at a time.",
+    responses={
+        **_BEGUN,
+        **_SWITCH_ERRORS,
+        **error_responses(VersionNotFound, VersionAlreadyCurrent, VersionsUnavailable),
+    },
+)
+async def install(
+    installer: InstallerDep, role: AdminDep, body: InstallRequest
+) -> ApiResponse[InstallOperation]:
+    return ok(await installer.install(body, str(role)))
+
+
+@router.get(
+    "/install",
+    summary="The install or rollback under way, or the last one (null: none since the API started)",
+)
+async def install_status(
+    installer: InstallerDep, _: RoleDep
+) -> ApiResponse[InstallOperation | None]:
+    return ok(installer.operation())
+
+
+@router.post(
+    "/rollback",
+    status_code=202,
+    summary="Make the previous version current again (admin only)",
+    description="The versions swap places, so a second rollback goes forward again. As for an "
+    'install, a running server needs `"restart": true`.',
+    responses={**_BEGUN, **_SWITCH_ERRORS, **error_responses(NoPreviousVersion)},
+)
+async def rollback(
+    installer: InstallerDep, role: AdminDep, body: RollbackRequest | None = None
+) -> ApiResponse[InstallOperation]:
+    return ok(await installer.rollback(body or RollbackRequest(), str(role)))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
@@ -24,6 +24,7 @@ EventKind = Literal[
     "gave_up",
     "runtime_missing",
     "spawn_failed",
+    "version_switched",
 ]
 MAX_COMMAND_BYTES = 1024
 
@@ -59,6 +60,12 @@ class RestartPending(BaseModel):
 class ServerStatus(BaseModel):
     state: ServerState
     version: str | None = Field(description="The game version, from the installed files or log")
+    installed_version: str | None = Field(
+        description="The current installed version (what the next start runs)"
+    )
+    previous_version: str | None = Field(
+        description="The version before it, kept for POST /server/rollback"
+    )
     pid: int | None
     started_at: datetime | None
     ready_at: datetime | None
@@ -200,3 +207,84 @@ class PlayerList(BaseModel):
     count: int
     max_clients: int | None = Field(description="From the last /stats poll")
     polled_at: datetime | None = Field(description="When /stats last confirmed the list")
+
+
+# --- installs ----------------------------------------------------------------------------------
+
+# What the versions API publishes: X.Y.Z, with -rc.N, -pre.N or -dev.N for unstable builds.
+VERSION_PATTERN = r"^(stable|unstable|\d{1,4}\.\d{1,4}\.\d{1,4}(-(rc|pre|dev)\.\d{1,4})?)$"
+InstallStage = Literal["downloading", "verifying", "extracting", "switching", "done", "failed"]
+
+
+class InstallRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    version: str = Field(
+        max_length=32,
+        pattern=VERSION_PATTERN,
+        description="A version from GET /versions (e.g. 1.21.6 or 1.22.0-rc.3), or stable or "
+        "unstable for the newest of that channel",
+        examples=["1.21.6", "stable"],
+    )
+    restart: bool = Field(
+        default=False,
+        description="If the game server runs: stop it gracefully, switch, start the new version "
+        "(and go back to the old one if the new one does not become ready). Without it a "
+        "running server is refused with SERVER_RUNNING",
+    )
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    restart: bool = Field(
+        default=False, description="As for an install: stop, switch back, start again"
+    )
+
+
+class InstallOperation(BaseModel):
+    kind: Literal["install", "rollback"]
+    requested: str = Field(description="What was asked for: a version, stable or unstable")
+    version: str = Field(description="The version being made current")
+    from_version: str | None = Field(description="The current version when it began")
+    restart: bool
+    role: str = Field(description="Who asked")
+    stage: InstallStage
+    bytes_done: int = Field(description="Bytes downloaded so far")
+    bytes_total: int | None = Field(description="The download's size, once the CDN has said")
+    percent: float | None = Field(description="Of the download; null while its size is unknown")
+    started_at: datetime
+    finished_at: datetime | None
+    rolled_back: bool = Field(
+        description="The new version did not become ready, so the one before was made current "
+        "and started again; error says why"
+    )
+    error: ErrorInfo | None = Field(description="Why it failed (stage failed)")
+
+    @classmethod
+    def begun(
+        cls,
+        kind: Literal["install", "rollback"],
+        requested: str,
+        version: str,
+        current: str | None,
+        restart: bool,
+        role: str,
+    ) -> InstallOperation:
+        return cls(
+            kind=kind,
+            requested=requested,
+            version=version,
+            from_version=current,
+            restart=restart,
+            role=role,
+            # A rollback has nothing to download: it begins with the switch.
+            stage="downloading" if kind == "install" else "switching",
+            bytes_done=0,
+            bytes_total=None,
+            percent=None,
+            started_at=datetime.now(UTC),
+            finished_at=None,
+            rolled_back=False,
+            error=None,
+        )

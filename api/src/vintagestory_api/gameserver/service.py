@@ -1,7 +1,9 @@
 """The game server facade: what routes and other domains call, never the internals.
 
 Other domains (backups, schedules) take `lifecycle()` around work that must not overlap a
-start or stop, read `status()`, `pid` and `players()`, and send console commands.
+start or stop, read `status()`, `pid` and `players()`, and send console commands. The installer
+holds the lifecycle while it switches versions and stops and starts through `stop_held` and
+`start_held`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from vintagestory_api.kit.schemas import ComponentHealth
 from .console import ConsoleEntry, Subscription
 from .errors import InvalidCommand, LifecycleInProgress, ServerNotRunning
 from .exits import Timings
-from .launch import LaunchConfig
+from .handover import start_and_wait, stop_and_wait
+from .launch import LaunchConfig, check_runtime
 from .process import Launcher, SubprocessLauncher
 from .schemas import (
     CommandReply,
@@ -51,11 +54,10 @@ class GameServerService:
         launcher: Launcher | None = None,
         players_poll_seconds: float = 60.0,
     ) -> None:
+        self._launcher = launcher or SubprocessLauncher()
+        self._timings = timings
         self._supervisor = Supervisor(
-            config,
-            launcher or SubprocessLauncher(),
-            timings,
-            players_poll_seconds=players_poll_seconds,
+            config, self._launcher, timings, players_poll_seconds=players_poll_seconds
         )
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -95,6 +97,43 @@ class GameServerService:
         finally:
             supervisor.release(holder)
 
+    # --- installed versions ----------------------------------------------------------------
+
+    @property
+    def launch_config(self) -> LaunchConfig:
+        return self._supervisor.config
+
+    def installed_version(self) -> str | None:
+        """The current version (reads the file system: call from a thread where it matters)."""
+        return self._supervisor.config.installed_version()
+
+    async def check_runtime(self, version: str) -> None:
+        """DotnetRuntimeMissing when `version` could not run here (nothing with a command)."""
+        await check_runtime(self._supervisor.config, self._launcher, version)
+
+    async def stop_held(self, holder: str, role: str) -> None:
+        """For the holder of `lifecycle()`: stop gracefully and wait for the exit."""
+        self._check_holder(holder)
+        await stop_and_wait(self._supervisor, self._timings, role)
+
+    async def start_held(self, holder: str, role: str) -> str | None:
+        """For the holder of `lifecycle()`: start and wait until ready; None, or why not."""
+        self._check_holder(holder)
+        return await start_and_wait(self._supervisor, self._timings, holder, role)
+
+    def version_switched(self, detail: str) -> None:
+        """The current version changed on disk: take its version, leave not_installed."""
+        sup = self._supervisor
+        sup.version = sup.config.installed_version()
+        if sup.state is ServerState.NOT_INSTALLED and sup.config.installed:
+            sup.change_state(ServerState.STOPPED, "version_switched", detail=detail)
+        else:
+            sup.record("version_switched", detail=detail)
+
+    def _check_holder(self, holder: str) -> None:
+        if self._supervisor.action != holder:
+            raise RuntimeError(f"{holder} does not hold the game server's lifecycle")
+
     def status(self) -> ServerStatus:
         sup = self._supervisor
         run = sup.run
@@ -103,6 +142,8 @@ class GameServerService:
         return ServerStatus(
             state=sup.state,
             version=sup.version,
+            installed_version=sup.config.installed_version(),
+            previous_version=sup.config.previous_version(),
             pid=self.pid,
             started_at=run.started_at if run is not None else None,
             ready_at=ready_at,

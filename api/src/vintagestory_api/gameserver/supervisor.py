@@ -177,7 +177,7 @@ class Supervisor:
                 self.change_state(ServerState.STOPPED, "stopped", role=role)
             return False
         self._action = "stop"
-        self._begin_stop(run, role)
+        self.begin_stop(run, role)
         self._spawn_task(self._stop_then(run, role, restart=False))
         return True
 
@@ -197,18 +197,28 @@ class Supervisor:
                 self._action = None
             return True
         self._action = "restart"
-        self._begin_stop(run, role)
+        self.begin_stop(run, role)
         self._spawn_task(self._stop_then(run, role, restart=True))
         return True
+
+    async def launch_held(self, holder: str, role: str) -> GameRun:
+        """For `holder` of the lifecycle (see `hold`): spawn the server, as `start` does."""
+        if self._action != holder:
+            raise RuntimeError(f"{holder} does not hold the game server's lifecycle")
+        self._cancel_restart()
+        self.record("start_requested", role=role)
+        await self._launch(role)
+        assert self._run is not None
+        return self._run
 
     async def close(self) -> None:
         """API shutdown: stop the server the graceful way and wait for it, then clean up."""
         self._cancel_restart()
         run = self.run
         if run is not None:
-            if self._action is None:
+            if self._action is None and not run.stop_requested:
                 self._action = "stop"
-                self._begin_stop(run, "api_shutdown")
+                self.begin_stop(run, "api_shutdown")
                 self._spawn_task(self._stop_then(run, "api_shutdown", restart=False))
             # Whoever began the stop, the process is gone when `exited` is set.
             await run.exited.wait()
@@ -223,10 +233,7 @@ class Supervisor:
         if not self.config.installed:
             if self._state is not ServerState.NOT_INSTALLED:
                 self.change_state(ServerState.NOT_INSTALLED, "spawn_failed", detail="no files")
-            raise ServerNotInstalled(
-                f"no game server is installed in {self.config.server_dir} and "
-                "VS_SERVER_COMMAND is not set"
-            )
+            raise ServerNotInstalled(self.config.not_installed_reason())
         if self._state is ServerState.NOT_INSTALLED:
             self.change_state(ServerState.STOPPED, "stopped", detail="server files found")
         try:
@@ -278,7 +285,7 @@ class Supervisor:
             return
         self._action = "stop"
         self.record("start_timeout", detail=f"not ready after {timeout:g} s")
-        self._begin_stop(run, "start_timeout")
+        self.begin_stop(run, "start_timeout")
         await self._stop_then(run, "start_timeout", restart=False)
 
     # --- the console -----------------------------------------------------------------------
@@ -315,6 +322,7 @@ class Supervisor:
         run.ready_at = datetime.now(UTC)
         run.ready_seconds = self.last_ready_seconds = time.monotonic() - run.started_mono
         self.change_state(ServerState.RUNNING, "ready", detail=line)
+        run.ready.set()
         self._spawn_task(self._poll_players(run), run)
 
     async def command(
@@ -328,7 +336,8 @@ class Supervisor:
 
     # --- stopping and exits ----------------------------------------------------------------
 
-    def _begin_stop(self, run: GameRun, role: str) -> None:
+    def begin_stop(self, run: GameRun, role: str) -> None:
+        """A stop from now on: what ends the process next is an exit we asked for."""
         run.stop_requested = True
         self.change_state(ServerState.STOPPING, "stop_requested", role=role)
 

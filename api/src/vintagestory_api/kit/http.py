@@ -142,13 +142,13 @@ class JsonFetcher:
                 return b"".join(chunks)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
             # Nothing (or a broken reply) came back: worth another try after a pause.
-            raise _Retryable(_describe(exc)) from None
+            raise _Retryable(describe_http_error(exc)) from None
         except httpx.TimeoutException as exc:
             # A server that accepted the request but went silent would only go silent again;
             # retrying would multiply the wait without a better chance.
-            raise UpstreamUnreachable(url, _describe(exc)) from None
+            raise UpstreamUnreachable(url, describe_http_error(exc)) from None
         except httpx.HTTPError as exc:
-            raise UpstreamUnreachable(url, _describe(exc)) from None
+            raise UpstreamUnreachable(url, describe_http_error(exc)) from None
 
 
 class _Retryable(Exception):
@@ -157,7 +157,8 @@ class _Retryable(Exception):
         self.reason = reason
 
 
-def _describe(exc: httpx.HTTPError) -> str:
+def describe_http_error(exc: httpx.HTTPError) -> str:
+    """What went wrong with a request, in words (the kind of failure, then httpx's detail)."""
     kinds: dict[type[httpx.HTTPError], str] = {
         httpx.ConnectTimeout: "connect timed out",
         httpx.ConnectError: "connection failed",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -95,8 +97,13 @@ class ModsService:
         data_dir: Path,
         concurrency: int = 4,
         refresh_budget: float = 240.0,
+        installed_version: Callable[[], str | None] | None = None,
     ) -> None:
         self._fetcher = fetcher
+        # The game server's own answer when wired (app.py); else <data>/server/current_version.
+        self._installed_version = installed_version or partial(
+            read_installed_game_version, data_dir
+        )
         self._api_url = api_url.rstrip("/")
         self._site_url = self._api_url.removesuffix("/api")
         self._data_dir = data_dir
@@ -125,7 +132,7 @@ class ModsService:
 
     async def mod_list(self) -> ModList:
         files = await self._scan()
-        game_version = await asyncio.to_thread(read_installed_game_version, self._data_dir)
+        game_version = await asyncio.to_thread(self._installed_version)
         cache = self._cache
         return ModList(
             game_version=game_version,
@@ -137,7 +144,7 @@ class ModsService:
         """Look up every installed mod; raises `ModRefreshFailed` when no lookup got an answer."""
         async with self._refresh_lock:
             files = await self._scan()
-            game_version = await asyncio.to_thread(read_installed_game_version, self._data_dir)
+            game_version = await asyncio.to_thread(self._installed_version)
             modids = sorted({f.modid for f in files if f.modid})
             outcomes = await self._look_up_all(modids, game_version)
             now = datetime.now(UTC)
@@ -280,13 +287,18 @@ class ModsService:
         await self._file.save(self._cache.model_dump(mode="json"))
 
 
-def build_mods_service(settings: Settings, client: httpx.AsyncClient) -> ModsService:
+def build_mods_service(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    installed_version: Callable[[], str | None] | None = None,
+) -> ModsService:
     """The service as the lifespan builds it, on the shared HTTP client."""
     return ModsService(
         JsonFetcher(client, FetchPolicy.from_settings(settings)),
         api_url=str(settings.mod_api_url),
         data_dir=settings.data_dir,
         concurrency=settings.moddb_concurrency,
+        installed_version=installed_version,
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import ExpectedFailure
+from vintagestory_api.gameserver.errors import VersionsUnavailable
+from vintagestory_api.gameserver.install import Release
 from vintagestory_api.kit.cache_file import CacheFile
 from vintagestory_api.kit.http import FetchPolicy, JsonFetcher, UpstreamError
 from vintagestory_api.kit.schemas import CheckOutcome, ComponentHealth
@@ -104,8 +108,19 @@ def parse_channel(url: str, payload: Any) -> list[ServerVersion]:
 class VersionsService:
     """Checks both channels; serves the last good list of each, also right after a restart."""
 
-    def __init__(self, fetcher: JsonFetcher, *, base_url: str, data_dir: Path) -> None:
+    def __init__(
+        self,
+        fetcher: JsonFetcher,
+        *,
+        base_url: str,
+        data_dir: Path,
+        installed_version: Callable[[], str | None] | None = None,
+    ) -> None:
         self._fetcher = fetcher
+        # The game server's own answer when wired (app.py); else <data>/server/current_version.
+        self._installed_version = installed_version or partial(
+            read_installed_game_version, data_dir
+        )
         self._base_url = base_url.rstrip("/")
         self._data_dir = data_dir
         self._lock = asyncio.Lock()
@@ -135,7 +150,38 @@ class VersionsService:
         )
 
     async def installed_version(self) -> str | None:
-        return await asyncio.to_thread(read_installed_game_version, self._data_dir)
+        return await asyncio.to_thread(self._installed_version)
+
+    async def release(self, wanted: str) -> Release | None:
+        """The download of `wanted` (a version, `stable` or `unstable`) for the installer.
+
+        A channel's newest is asked of the versions API now, and so is a version missing
+        from the last good lists (out since the last check); when that check fails the last
+        good lists answer, and VersionsUnavailable when there are none.
+        """
+        found = None if wanted in CHANNELS else self._find(wanted)
+        if found is None:
+            try:
+                await self.check()
+            except CheckFailed as exc:
+                if not (self._cache.stable.versions or self._cache.unstable.versions):
+                    raise VersionsUnavailable(
+                        f"the version list could not be fetched and none is cached: {exc}"
+                    ) from None
+            found = self._find(wanted)
+        if found is None:
+            return None
+        return Release(version=found.version, url=found.url, md5=found.md5)
+
+    def _find(self, wanted: str) -> ServerVersion | None:
+        for channel in CHANNELS:
+            if wanted == channel:
+                return next((v for v in self._channel(channel).versions if v.is_latest), None)
+        for channel in CHANNELS:
+            match = next((v for v in self._channel(channel).versions if v.version == wanted), None)
+            if match is not None:
+                return match
+        return None
 
     async def latest(self) -> LatestVersions:
         installed = await self.installed_version()
@@ -232,12 +278,17 @@ class VersionsService:
         await self._file.save(self._cache.model_dump(mode="json"))
 
 
-def build_versions_service(settings: Settings, client: httpx.AsyncClient) -> VersionsService:
+def build_versions_service(
+    settings: Settings,
+    client: httpx.AsyncClient,
+    installed_version: Callable[[], str | None] | None = None,
+) -> VersionsService:
     """The service as the lifespan builds it, on the shared HTTP client."""
     return VersionsService(
         JsonFetcher(client, FetchPolicy.from_settings(settings)),
         base_url=str(settings.versions_url),
         data_dir=settings.data_dir,
+        installed_version=installed_version,
     )
 
 
