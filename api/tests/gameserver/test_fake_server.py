@@ -751,9 +751,7 @@ def test_flood_hook_prints_that_many_real_lines_and_ends_on_a_chat_line(
         kinds[kind] = kinds.get(kind, 0) + 1
     # Every raw line is a stack line continuing the exception before it.
     assert kinds == {"Chat": 500, "Event": 100, "Warning": 100, "Error": 100, "raw": 200}
-    assert all(
-        line.startswith("   at ") for line in lines if not re.match(LINE_PATTERN, line)
-    )
+    assert all(line.startswith("   at ") for line in lines if not re.match(LINE_PATTERN, line))
     server.command("/stop")
     assert server.wait() == 0
     log = (data_path / "Logs" / "server-main.log").read_text(encoding="utf-8")

@@ -170,6 +170,14 @@ LOG_TYPES: Final = ("Notification", "Event", "Chat", "Warning", "Error", "Fatal"
 # reader, the bottleneck of a benchmark.
 FLOOD_CHUNK: Final = 512
 FLOOD_MAX: Final = 10_000_000
+# The exception the `error` hook logs, and its stack lines.
+ERROR_MESSAGE: Final = "Exception: Object reference not set to an instance of an object."
+ERROR_FRAMES: Final = (
+    "   at Vintagestory.Server.ServerSystemEntitySimulation.OnServerTick(Single dt) "
+    "in VintagestoryLib/Server/Systems/World/EntitySimulation.cs:line 212",
+    "   at Vintagestory.Server.ServerMain.Process() in "
+    "VintagestoryLib/Server/ServerMain.cs:line 1422",
+)
 
 STRINGS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -565,17 +573,11 @@ def flood_lines(count: int) -> Iterator[tuple[str | None, str]]:
         elif slot == 6:
             yield "Warning", "Server overloaded. A tick took 563ms to complete."
         elif slot == 7:
-            yield "Error", "Exception: Object reference not set to an instance of an object."
+            yield "Error", ERROR_MESSAGE
         elif slot == 8:
-            yield None, (
-                "   at Vintagestory.Server.ServerSystemEntitySimulation.OnServerTick(Single dt) "
-                "in VintagestoryLib/Server/Systems/World/EntitySimulation.cs:line 212"
-            )
+            yield None, ERROR_FRAMES[0]
         else:
-            yield None, (
-                "   at Vintagestory.Server.ServerMain.Process() in "
-                "VintagestoryLib/Server/ServerMain.cs:line 1422"
-            )
+            yield None, ERROR_FRAMES[1]
 
 
 def archive_logs(logs: Path) -> None:
@@ -1502,11 +1504,7 @@ class FakeServer:
         elif action == "error":
             self.out.log(
                 "Error",
-                "Exception: Object reference not set to an instance of an object.\n"
-                "   at Vintagestory.Server.ServerSystemEntitySimulation.OnServerTick(Single dt) "
-                "in VintagestoryLib/Server/Systems/World/EntitySimulation.cs:line 212\n"
-                "   at Vintagestory.Server.ServerMain.Process() in "
-                "VintagestoryLib/Server/ServerMain.cs:line 1422",
+                "\n".join((ERROR_MESSAGE, *ERROR_FRAMES)),
             )
         elif action == "overload":
             self.out.log("Warning", "Server overloaded. A tick took 563ms to complete.")
