@@ -65,10 +65,15 @@ class Plan:
     lag_rounds: int
     probe_seconds: float
     idle_seconds: float
+    settle_seconds: float
 
 
-FULL = Plan(flood_rounds=3, starts=30, lag_rounds=3, probe_seconds=4, idle_seconds=15)
-QUICK = Plan(flood_rounds=1, starts=6, lag_rounds=1, probe_seconds=2, idle_seconds=5)
+FULL = Plan(
+    flood_rounds=3, starts=30, lag_rounds=3, probe_seconds=4, idle_seconds=15, settle_seconds=2
+)
+QUICK = Plan(
+    flood_rounds=1, starts=4, lag_rounds=1, probe_seconds=1.5, idle_seconds=3, settle_seconds=1
+)
 
 
 def run(bench: Bench, *, quick: bool) -> list[Row]:
@@ -370,7 +375,8 @@ def _served(bench: Bench, plan: Plan) -> list[Row]:
                 floods += count
         rss_flooded = ours.child.rss_mib()
         probe(bare, 1.0)  # the bare app's request path used too, as ours has been
-        time.sleep(2.0)  # the last flood's entries published, the player poll answered
+        # The last flood's entries published, the player poll answered.
+        time.sleep(plan.settle_seconds)
         before = {"ours": ours.child.cpu_seconds(), "bare": bare.child.cpu_seconds()}
         started = time.perf_counter()
         time.sleep(plan.idle_seconds)
