@@ -26,8 +26,9 @@ def free_port() -> int:
 
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """This environment without any VS_* setting of the caller's, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VS_", "BENCH_"))}
+    """This environment without any VS_* setting (or fake game server knob) of the caller's,
+    plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VS_", "BENCH_", "FAKE_VS_"))}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(API_DIR), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import zoneinfo
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -99,12 +99,13 @@ class Bench:
         mode: str = "noop",
         jobs: int = BENCH_JOBS,
         prepare: Callable[[Path], None] | None = None,
+        extra_env: Mapping[str, str] | None = None,
     ) -> Iterator[Server]:
         """Ours: the plain service, or (bench_app) the bench factory with `jobs` jobs;
-        `prepare` gets the data dir before the process starts."""
+        `prepare` gets the data dir before the process starts; `extra_env` is added to its own."""
         port = free_port()
         workdir = self._next_dir("ours")
-        env = self._ours_env(workdir, port)
+        env = {**self._ours_env(workdir, port), **(extra_env or {})}
         if prepare is not None:
             prepare(workdir / "data")
         if bench_app:
@@ -165,7 +166,7 @@ def _bench_jobs(server: Server) -> list[dict[str, Any]]:
     return [job for job in jobs if job["id"].startswith("bench_job_")]
 
 
-def _wait_until(what: str, check: Any, timeout: float = 30) -> None:
+def wait_until(what: str, check: Any, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
@@ -180,7 +181,7 @@ def throughput_and_memory(bench: Bench) -> list[Row]:
     rows: list[Row] = []
     with bench.ours(bench_app=True) as ours:
         ours.ready()
-        _wait_until(
+        wait_until(
             "every bench job to have run once",
             lambda: (
                 all(job["last_run"] for job in _bench_jobs(ours))
@@ -255,7 +256,7 @@ def _http_rows(
     ]  # fmt: skip
 
 
-def _probe(server: Server, seconds: float, every: float = 0.01) -> list[float]:
+def probe(server: Server, seconds: float, every: float = 0.01) -> list[float]:
     """Latencies (ms) of sequential GET /healthz, one every `every` seconds."""
     samples: list[float] = []
     with httpx.Client(timeout=10) as client:
@@ -288,12 +289,12 @@ def responsiveness(bench: Bench) -> list[Row]:
                         ours.post(f"{JOBS_PATH}/{job_id}/{action}")
                     current = state
                 if state == "idle":
-                    _wait_until(
+                    wait_until(
                         "the bench jobs to finish",
                         lambda: ours.get("/healthz")["data"]["scheduler"]["running_jobs"] == 0,
                     )
                 time.sleep(1.2)  # a full interval, so every job is in its stride
-                samples = _probe(ours, plan.probe_seconds)
+                samples = probe(ours, plan.probe_seconds)
                 into = busy if state == "busy" else idle
                 into["p50"].append(percentile(samples, 50))
                 into["p99"].append(percentile(samples, 99))
@@ -348,7 +349,7 @@ def preview_storm(bench: Bench) -> list[Row]:
         for n in range(plan.rounds):
             for state in ("idle", "busy") if n % 2 == 0 else ("busy", "idle"):
                 if state == "idle":
-                    idle.append(percentile(_probe(ours, plan.probe_seconds), 99))
+                    idle.append(percentile(probe(ours, plan.probe_seconds), 99))
                     continue
                 stop = threading.Event()
                 counter: list[int] = []
@@ -360,7 +361,7 @@ def preview_storm(bench: Bench) -> list[Row]:
                     client.start()
                 try:
                     time.sleep(0.5)  # every client has a request in flight
-                    busy.append(percentile(_probe(ours, plan.probe_seconds), 99))
+                    busy.append(percentile(probe(ours, plan.probe_seconds), 99))
                 finally:
                     stop.set()
                     for client in clients:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -13,6 +14,12 @@ from fastapi.testclient import TestClient
 from tests.support.fake_vs_client import FakeServerControl
 from tests.support.gameserver import ADMIN, SERVER, console_texts, wait_until
 from tests.support.keys import MONITOR_KEY
+from vintagestory_api.gameserver.console import (
+    MAX_LINE,
+    ConsoleBuffer,
+    ConsoleEntry,
+    pump_stdout,
+)
 
 COMMAND = f"{SERVER}/console/command"
 
@@ -151,3 +158,82 @@ def _players_within(client: TestClient, names: set[str], timeout: float) -> dict
         if time.monotonic() >= deadline:
             raise AssertionError(f"players were {data['players']}, not {sorted(names)}")
         time.sleep(0.02)
+
+
+# --- reading a pipe: a real StreamReader fed the bytes a server would write --------------------
+
+STAMP = "1.2.2026 10:00:00"
+
+
+def _stream(*chunks: bytes, eof: bool = True) -> asyncio.StreamReader:
+    stream = asyncio.StreamReader(limit=2 * MAX_LINE)
+    for chunk in chunks:
+        stream.feed_data(chunk)
+    if eof:
+        stream.feed_eof()
+    return stream
+
+
+def _parsed(buffer: ConsoleBuffer) -> list[tuple[str, str]]:
+    return [(e.type, e.text) for e in buffer.entries(limit=100)]
+
+
+async def test_lines_split_across_reads_are_whole_without_cr_or_ansi_codes() -> None:
+    buffer = ConsoleBuffer()
+    stream = _stream(
+        f"{STAMP} [Server Notification] hel".encode(),
+        b"lo\r\n\x1b[31m" + f"{STAMP} [Server Error] boom".encode() + b"\x1b[0m\n   at X",
+        b".Y()\n",
+    )
+    await asyncio.wait_for(pump_stdout(stream, buffer), 5)
+    assert _parsed(buffer) == [("Notification", "hello"), ("Error", "boom\n   at X.Y()")]
+    assert buffer.entries(limit=1)[0].server_time == STAMP
+
+
+async def test_an_entry_is_published_once_the_pipe_is_quiet_and_eof_flushes_a_last_line() -> None:
+    buffer = ConsoleBuffer()
+    stream = _stream(f"{STAMP} [Server Event] ready\n".encode(), eof=False)
+    pump = asyncio.create_task(pump_stdout(stream, buffer))
+    await asyncio.wait_for(buffer.wait_for_seq(0), 5)
+    assert _parsed(buffer) == [("Event", "ready")]
+    # Published already, so a later line without a prefix stands on its own.
+    stream.feed_data(b"late text\nno newline at the end")
+    stream.feed_eof()
+    await asyncio.wait_for(pump, 5)
+    assert _parsed(buffer)[1:] == [("raw", "late text"), ("raw", "no newline at the end")]
+
+
+async def test_a_line_longer_than_the_limit_is_taken_in_pieces() -> None:
+    buffer = ConsoleBuffer()
+    await asyncio.wait_for(pump_stdout(_stream(b"x" * (MAX_LINE + 10) + b"\n"), buffer), 5)
+    assert [len(text) for _, text in _parsed(buffer)] == [MAX_LINE, 10]
+
+
+async def test_a_flood_already_in_the_pipe_lets_other_tasks_run_while_it_is_parsed() -> None:
+    buffer = ConsoleBuffer()
+    lines = b"".join(f"{STAMP} [Server Chat] 0 | A: line {n}\n".encode() for n in range(20_000))
+    pump = asyncio.create_task(pump_stdout(_stream(lines), buffer))
+    turns = 0
+    while not pump.done():
+        await asyncio.sleep(0)
+        turns += 1
+    assert buffer.last_seq == 20_000
+    # About a megabyte read in 16 KiB steps: the loop was free between the steps.
+    assert turns >= 20
+
+
+def test_entries_are_the_newest_or_the_oldest_after_a_seq_within_the_ring() -> None:
+    buffer = ConsoleBuffer(size=5)
+    for n in range(1, 13):
+        buffer.append("Event", f"line {n}", "stdout", None)
+
+    def seqs(entries: list[ConsoleEntry]) -> list[int]:
+        return [entry.seq for entry in entries]
+
+    assert seqs(buffer.entries(limit=3)) == [10, 11, 12]
+    assert seqs(buffer.entries(limit=50)) == [8, 9, 10, 11, 12]
+    assert seqs(buffer.entries(limit=2, after_seq=8)) == [9, 10]
+    # Older than the ring: from its oldest entry on.
+    assert seqs(buffer.entries(limit=2, after_seq=2)) == [8, 9]
+    assert buffer.entries(limit=2, after_seq=12) == []
+    assert buffer.entries(limit=0) == []

@@ -733,6 +733,52 @@ def test_event_hooks(spawn: Spawn, fifo: Path) -> None:
     assert server.wait() == 0
 
 
+def test_flood_hook_prints_that_many_real_lines_and_ends_on_a_chat_line(
+    spawn: Spawn, fifo: Path, data_path: Path
+) -> None:
+    control = FakeServerControl(fifo)
+    server = spawn(control=fifo)
+    ready_and_idle(server)
+    start = server.cursor
+    control.flood(1000)
+    server.expect(r"\[Server Chat\] 0 \| Player\d: flood line 1000 of 1000$")
+    lines = server.since(start)
+    assert len(lines) == 1000
+    kinds: dict[str, int] = {}
+    for line in lines:
+        match = re.match(LINE_PATTERN, line)
+        kind = match.group(5) if match else "raw"
+        kinds[kind] = kinds.get(kind, 0) + 1
+    # Every raw line is a stack line continuing the exception before it.
+    assert kinds == {"Chat": 500, "Event": 100, "Warning": 100, "Error": 100, "raw": 200}
+    assert all(line.startswith("   at ") for line in lines if not re.match(LINE_PATTERN, line))
+    server.command("/stop")
+    assert server.wait() == 0
+    log = (data_path / "Logs" / "server-main.log").read_text(encoding="utf-8")
+    assert re.search(rf"^{TS} \[Chat\] 0 \| Player\d: flood line 1000 of 1000$", log, re.M)
+
+
+@pytest.mark.parametrize("line", ["flood", "flood 0", "flood -5", "flood many", "flood 99999999"])
+def test_flood_hook_without_a_usable_count_is_no_hook(line: str) -> None:
+    assert fake_vs_server.parse_hook_line(line) is None
+    assert fake_vs_server.parse_hook_line("flood 3") == fake_vs_server.Hook("flood", text="3")
+
+
+def test_ready_mark_holds_the_monotonic_time_of_the_ready_line(
+    spawn: Spawn, tmp_path: Path
+) -> None:
+    mark = tmp_path / "ready.mark"
+    before = time.monotonic()
+    server = spawn(ready_mark=mark)
+    server.expect(READY_ALL)
+    seen = time.monotonic()
+    wait_for(mark.exists, 10, "the ready mark")
+    # Taken just before the ready line was written, on the clock every process shares.
+    assert before < float(mark.read_text()) < seen
+    server.command("/stop")
+    assert server.wait() == 0
+
+
 def test_scripted_hooks(spawn: Spawn) -> None:
     script = [
         {"t": 0.05, "do": "join", "name": "Dave", "ip": "10.1.2.3", "port": 6000},

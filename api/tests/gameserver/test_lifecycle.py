@@ -16,6 +16,8 @@ from fastapi.testclient import TestClient
 from tests.support.fake_vs_client import world_writes
 from tests.support.gameserver import ADMIN, SERVER, console_texts, events, status, wait_state
 from vintagestory_api.config import Settings
+from vintagestory_api.gameserver.service import GameServerService
+from vintagestory_api.gameserver.states import ServerState
 
 
 @pytest.fixture
@@ -85,6 +87,18 @@ def test_stop_sends_stop_waits_for_the_save_and_keeps_the_last_lines(
     assert "shutdown" in [kind for _, kind in world_writes(world)]
     # Stopping a stopped server has nothing to do.
     assert game.post(f"{SERVER}/stop", headers=ADMIN).status_code == 200
+
+
+@pytest.mark.parametrize("knobs", [{"time_scale": 0.02}])
+def test_state_listeners_see_every_change_in_order(game: TestClient, game_app: FastAPI) -> None:
+    service: GameServerService = game_app.state.gameserver
+    seen: list[ServerState] = []
+    service.add_state_listener(seen.append)
+    game.post(f"{SERVER}/start", headers=ADMIN)
+    wait_state(game, "running")
+    game.post(f"{SERVER}/stop", headers=ADMIN)
+    wait_state(game, "stopped")
+    assert seen == ["starting", "running", "stopping", "stopped"]
 
 
 def test_restart_stops_then_starts_a_new_process(game: TestClient) -> None:

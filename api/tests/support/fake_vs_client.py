@@ -138,6 +138,9 @@ class FakeServerControl:
     def selfstop(self, kind: str = "errors") -> None:
         self.send(f"selfstop {kind}")
 
+    def flood(self, count: int) -> None:
+        self.send(f"flood {count}")
+
 
 class FakeServerProcess:
     """The fake as a real subprocess; stdout and stderr lines are collected by reader threads.

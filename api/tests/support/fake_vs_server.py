@@ -38,6 +38,8 @@ Behaviour comes from environment variables, so the command line stays the real o
     FAKE_VS_WRITE_INTERVAL_S  1.0     while running, commit one "tick" row to the world this
                                       often, scaled; 0 turns it off
     FAKE_VS_OFFTHREAD_S       0.5     /autosavenow: delay before the off-thread save, scaled
+    FAKE_VS_READY_MARK        (unset) path of a file that gets the time.monotonic() of each ready
+                                      line's write (for benchmarks of ready-line latency)
 
 Hook lines (FIFO, one per line) and their FAKE_VS_SCRIPT form ({"do": <hook>, ...fields}, or
 {"line": "<hook line>"}):
@@ -49,6 +51,10 @@ Hook lines (FIFO, one per line) and their FAKE_VS_SCRIPT form ({"do": <hook>, ..
     chat <name> <text>        name, text
     error | overload | storm | crash
     selfstop <errors|disk|ram>  kind
+    flood <count>             count: prints <count> log lines as fast as the pipe takes them (a
+                              busy console: chat, events, overload warnings, exceptions with
+                              their stack lines), the last always the chat line
+                              "0 | Player<k>: flood line <count> of <count>"
 
 Every write to the world is one row of `fake_writes(seq, kind, at)` plus a chunk row and the
 gamedata row, in one transaction, so a test can check that a backup holds every row committed
@@ -94,7 +100,7 @@ import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final, NamedTuple, NoReturn, TextIO
@@ -122,6 +128,7 @@ HOOKS: Final = (
     "storm",
     "crash",
     "selfstop",
+    "flood",
 )
 DATA_DIRS: Final = (
     "Cache",
@@ -158,6 +165,19 @@ THREAD_WAIT_START: Final = 54
 MIN_REPEAT_S: Final = 0.01
 # Types the real console prints; the file log uses the same names without "Server ".
 LOG_TYPES: Final = ("Notification", "Event", "Chat", "Warning", "Error", "Fatal", "Debug")
+# A flood is written this many lines per write: a reader that lags behind a busy server gets
+# its lines in pipe-sized batches anyway, and line-by-line writes would make the fake, not the
+# reader, the bottleneck of a benchmark.
+FLOOD_CHUNK: Final = 512
+FLOOD_MAX: Final = 10_000_000
+# The exception the `error` hook logs, and its stack lines.
+ERROR_MESSAGE: Final = "Exception: Object reference not set to an instance of an object."
+ERROR_FRAMES: Final = (
+    "   at Vintagestory.Server.ServerSystemEntitySimulation.OnServerTick(Single dt) "
+    "in VintagestoryLib/Server/Systems/World/EntitySimulation.cs:line 212",
+    "   at Vintagestory.Server.ServerMain.Process() in "
+    "VintagestoryLib/Server/ServerMain.cs:line 1422",
+)
 
 STRINGS: Final[dict[str, dict[str, str]]] = {
     "en": {
@@ -242,6 +262,7 @@ class Knobs(NamedTuple):
     script: tuple[ScriptEvent, ...] = ()
     write_interval_s: float = 1.0
     offthread_s: float = 0.5
+    ready_mark: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Knobs:
@@ -274,6 +295,7 @@ class Knobs(NamedTuple):
             script=parse_script(env.get("FAKE_VS_SCRIPT", "")),
             write_interval_s=_env_float(env, "FAKE_VS_WRITE_INTERVAL_S", defaults.write_interval_s),
             offthread_s=_env_float(env, "FAKE_VS_OFFTHREAD_S", defaults.offthread_s),
+            ready_mark=env.get("FAKE_VS_READY_MARK", "").strip() or None,
         )
 
     def scaled(self, seconds: float) -> float:
@@ -320,6 +342,11 @@ def parse_hook_line(line: str) -> Hook | None:
         return Hook(action, name)
     if action == "selfstop":
         return Hook(action, text=(rest.split() or ["errors"])[0].lower())
+    if action == "flood":
+        count = _int_or_none(_first_word(rest))
+        if count is None or not 0 < count <= FLOOD_MAX:
+            return None
+        return Hook(action, text=str(count))
     return Hook(action)
 
 
@@ -343,6 +370,8 @@ def hook_from_mapping(entry: Mapping[str, Any]) -> Hook | None:
         parts.append(str(entry.get("name", "")))
     elif action == "selfstop":
         parts.append(str(entry.get("kind", entry.get("reason", "errors"))))
+    elif action == "flood":
+        parts.append(str(entry.get("count", "")))
     return parse_hook_line(" ".join(parts))
 
 
@@ -481,6 +510,36 @@ class Output:
         with self._lock:
             self._write_stdout(text + "\n")
 
+    def many(self, lines: Iterable[tuple[str | None, str]]) -> None:
+        """Log lines (type None: a raw continuation line) in writes of FLOOD_CHUNK lines."""
+        batch: list[tuple[str | None, str]] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == FLOOD_CHUNK:
+                self._write_batch(batch)
+                batch = []
+        if batch:
+            self._write_batch(batch)
+
+    def _write_batch(self, batch: Sequence[tuple[str | None, str]]) -> None:
+        stamp = timestamp(dt.datetime.now())
+        console = "".join(
+            f"{stamp} [Server {kind}] {text}\n" if kind else text + "\n" for kind, text in batch
+        )
+        with self._lock:
+            self._write_stdout(console)
+            if self._log is not None:
+                try:
+                    self._log.write(
+                        "".join(
+                            f"{stamp} [{kind}] {text}\n" if kind else text + "\n"
+                            for kind, text in batch
+                        )
+                    )
+                    self._log.flush()
+                except OSError:
+                    self._log = None
+
     def _write_stdout(self, text: str) -> None:
         if not self._stdout_ok:
             return
@@ -496,6 +555,29 @@ class Output:
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.buffer.write((text + "\n").encode("utf-8"))
             sys.stderr.buffer.flush()
+
+
+def flood_lines(count: int) -> Iterator[tuple[str | None, str]]:
+    """The lines of a `flood <count>` hook as (type, message); type None is a raw line.
+
+    A cycle of ten: five chat lines, an event, an overload warning and an exception with two
+    stack lines (one entry of three lines). The last line is always a chat line naming the
+    count, so a reader knows the flood is over.
+    """
+    for n in range(1, count + 1):
+        slot = n % 10
+        if n == count or slot < 5:
+            yield "Chat", f"0 | Player{n % 7}: flood line {n} of {count}"
+        elif slot == 5:
+            yield "Event", "Offthread save of 241 map chunks done."
+        elif slot == 6:
+            yield "Warning", "Server overloaded. A tick took 563ms to complete."
+        elif slot == 7:
+            yield "Error", ERROR_MESSAGE
+        elif slot == 8:
+            yield None, ERROR_FRAMES[0]
+        else:
+            yield None, ERROR_FRAMES[1]
 
 
 def archive_logs(logs: Path) -> None:
@@ -686,6 +768,14 @@ def player_uid(name: str) -> str:
 def _first_word(args: str) -> str | None:
     words = args.split()
     return words[0] if words else None
+
+
+def _write_mark(path: Path, moment: float) -> None:
+    """`moment` as one line, replacing the file at once so a reader never sees half of it."""
+    partial = path.with_name(path.name + ".tmp")
+    with contextlib.suppress(OSError):
+        partial.write_text(f"{moment!r}\n", encoding="utf-8")
+        os.replace(partial, path)
 
 
 def _one_decimal(value: float) -> str:
@@ -1091,7 +1181,10 @@ class FakeServer:
             if self._ip
             else self.t("bind_all", port=self._port)
         )
+        written = time.monotonic()
         self.event(f"{self.t('server_type')} now running{bind}!")
+        if self.knobs.ready_mark:
+            _write_mark(Path(self.knobs.ready_mark), written)
         if not self._advertised_or_open():
             self.note(WHITELIST_NOTICE)
         self._schedule(self.knobs.scaled(2.0), self._calendar_check)
@@ -1411,11 +1504,7 @@ class FakeServer:
         elif action == "error":
             self.out.log(
                 "Error",
-                "Exception: Object reference not set to an instance of an object.\n"
-                "   at Vintagestory.Server.ServerSystemEntitySimulation.OnServerTick(Single dt) "
-                "in VintagestoryLib/Server/Systems/World/EntitySimulation.cs:line 212\n"
-                "   at Vintagestory.Server.ServerMain.Process() in "
-                "VintagestoryLib/Server/ServerMain.cs:line 1422",
+                "\n".join((ERROR_MESSAGE, *ERROR_FRAMES)),
             )
         elif action == "overload":
             self.out.log("Warning", "Server overloaded. A tick took 563ms to complete.")
@@ -1425,6 +1514,8 @@ class FakeServer:
             self._crash_runtime()
         elif action == "selfstop":
             self._selfstop(hook.text)
+        elif action == "flood":
+            self.out.many(flood_lines(int(hook.text)))
 
     def _join(self, name: str, address: str | None) -> None:
         if name in self._players:

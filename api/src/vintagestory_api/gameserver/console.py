@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import re
 import time
 from collections import deque
@@ -26,15 +27,18 @@ from typing import Literal
 
 import structlog
 
-from .process import GameProcess
+from .process import STREAM_LIMIT, GameProcess
 
 logger = structlog.get_logger()
 
+TYPES = ("Notification", "Event", "Chat", "Warning", "Error", "Fatal", "Debug", "Worldgen")
 LINE = re.compile(
     r"^(\d{1,2}\.\d{1,2}\.\d{4} \d{2}:\d{2}:\d{2}) "
-    r"\[Server (Notification|Event|Chat|Warning|Error|Fatal|Debug|Worldgen)\] ?(.*)$"
+    rf"\[Server ({'|'.join(TYPES)})\] ?(.*)$"
 )
 ECHO = "Handling Console Command "
+# The one string object of each type, kept by every entry of that type instead of a copy.
+_TYPES = {name: name for name in TYPES}
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 # How long an entry waits for continuation lines once the pipe is quiet.
@@ -45,12 +49,17 @@ ECHO_WAIT = 2.0
 REPLY_WINDOW = 0.5
 BUFFER_SIZE = 10_000
 SUBSCRIBER_QUEUE = 1_000
+# A pipe is read a buffered chunk at a time: one await per chunk instead of one await and one
+# timer per line is what lets a flooding server's lines be parsed as fast as they come.
+READ_SIZE = 16 * 1024
+# A line longer than this (more than any crash report) is taken in pieces of this size.
+MAX_LINE = STREAM_LIMIT
 
 Stream = Literal["stdout", "stderr"]
 LineHandler = Callable[[str, str], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class ConsoleEntry:
     seq: int
     time: datetime
@@ -102,8 +111,9 @@ class ConsoleBuffer:
         self._next_seq = 1
         self._subscribers: set[Subscription] = set()
         self._handlers: list[LineHandler] = []
-        # Set and replaced on every entry: each waiter holds the event of its moment.
-        self._changed = asyncio.Event()
+        # Set and dropped on the next entry: each waiter holds the event of its moment. Made
+        # only when someone waits, so a flood does not build an Event per entry.
+        self._changed: asyncio.Event | None = None
 
     @property
     def last_seq(self) -> int:
@@ -120,33 +130,45 @@ class ConsoleBuffer:
             except Exception:
                 logger.exception("console_handler_failed", handler=repr(handler))
 
-    def append(self, entry_type: str, text: str, stream: Stream, server_time: str | None) -> None:
+    def append(
+        self,
+        entry_type: str,
+        text: str,
+        stream: Stream,
+        server_time: str | None,
+        at: datetime | None = None,
+    ) -> None:
+        """Add an entry read at `at` (default: now)."""
         entry = ConsoleEntry(
-            seq=self._next_seq,
-            time=datetime.now(UTC),
-            type=entry_type,
-            text=text,
-            stream=stream,
-            server_time=server_time,
+            self._next_seq, at or datetime.now(UTC), entry_type, text, stream, server_time
         )
         self._next_seq += 1
         self._entries.append(entry)
         for subscription in self._subscribers:
             subscription.put(entry)
-        self._changed.set()
-        self._changed = asyncio.Event()
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     async def wait_for_seq(self, after: int) -> None:
         """Wait until an entry after `after` exists (callers bound it with asyncio.timeout)."""
         while self.last_seq <= after:
+            if self._changed is None:
+                self._changed = asyncio.Event()
             await self._changed.wait()
 
     def entries(self, *, limit: int, after_seq: int | None = None) -> list[ConsoleEntry]:
-        """The newest `limit` entries (after `after_seq` when given), oldest first."""
+        """The newest `limit` entries (after `after_seq` when given: the oldest `limit` after
+        it), oldest first."""
+        if not limit or not self._entries:
+            return []
         if after_seq is not None:
-            chosen = [entry for entry in self._entries if entry.seq > after_seq]
-            return chosen[:limit]
-        return list(self._entries)[-limit:] if limit else []
+            # Sequence numbers are consecutive in the ring, so the first one places the rest.
+            start = max(0, after_seq - self._entries[0].seq + 1)
+            return list(itertools.islice(self._entries, start, start + limit))
+        newest = list(itertools.islice(reversed(self._entries), limit))
+        newest.reverse()
+        return newest
 
     def tail(self, count: int) -> list[str]:
         return [entry.text for entry in list(self._entries)[-count:]]
@@ -165,64 +187,100 @@ class ConsoleBuffer:
             self.unsubscribe(subscription)
 
 
-def _decode(raw: bytes) -> str:
-    text = raw.decode("utf-8", "replace").rstrip("\r\n")
-    return _ANSI.sub("", text) if "\x1b" in text else text
+def _decode(raw: bytes) -> list[str]:
+    """Newline-separated bytes as lines: UTF-8 (bad bytes replaced), no CR, no ANSI codes."""
+    text = raw.decode("utf-8", "replace")
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    lines = text.split("\n")
+    return [line.rstrip("\r") for line in lines] if "\r" in text else lines
 
 
-async def _readline(stream: asyncio.StreamReader) -> bytes:
-    try:
-        return await stream.readline()
-    except ValueError:
-        # A line longer than the stream limit: take what is buffered as one line.
-        return await stream.read(64 * 1024)
+class LineReader:
+    """Whole lines from a pipe, as many as one read of its buffer completes."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self._stream = stream
+        self._partial = b""
+
+    async def lines(self) -> list[str] | None:
+        """The lines the next read completes; None at EOF, after a last unterminated line.
+
+        Safe to cancel: a partial line is kept here, unread data stays in the stream.
+        """
+        while True:
+            chunk = await self._stream.read(READ_SIZE)
+            if not chunk:
+                rest, self._partial = self._partial, b""
+                return _decode(rest) if rest else None
+            data = self._partial + chunk if self._partial else chunk
+            cut = data.rfind(b"\n")
+            if cut >= 0:
+                self._partial = data[cut + 1 :]
+                return _decode(data[:cut])
+            if len(data) >= MAX_LINE:
+                self._partial = b""
+                return _decode(data)
+            self._partial = data
 
 
 async def pump_stdout(stream: asyncio.StreamReader, buffer: ConsoleBuffer) -> None:
     """Read stdout to EOF; continuation lines join the entry before them."""
-    pending: tuple[str, list[str], str | None] | None = None
-
-    def publish() -> None:
-        nonlocal pending
-        if pending is not None:
-            entry_type, lines, server_time = pending
-            buffer.append(entry_type, "\n".join(lines), "stdout", server_time)
-            pending = None
-
+    reader = LineReader(stream)
+    # The entry still open for continuation lines: its type, lines, server time and read time.
+    kind: str | None = None
+    parts: list[str] = []
+    stamp: str | None = None
+    read_at = datetime.now(UTC)
     while True:
-        if pending is not None:
-            # A timeout costs a timer, not a task; cancelling readline keeps buffered data.
+        if kind is not None:
+            # A timeout costs a timer, not a task; cancelling the read keeps buffered data.
             try:
                 async with asyncio.timeout(CONTINUATION_WAIT):
-                    raw = await _readline(stream)
+                    lines = await reader.lines()
             except TimeoutError:
-                publish()
+                buffer.append(kind, "\n".join(parts), "stdout", stamp, read_at)
+                kind = None
                 continue
         else:
-            raw = await _readline(stream)
-        if not raw:
+            lines = await reader.lines()
+        if lines is None:
             break
-        text = _decode(raw)
-        match = LINE.match(text)
-        if match is None:
-            if pending is not None:
-                pending[1].append(text)
-            else:
-                buffer.append("raw", text, "stdout", None)
-            continue
-        publish()
-        server_time, entry_type, message = match.groups()
-        pending = (entry_type, [message], server_time)
-        buffer.handle_line(entry_type, message)
-    publish()
+        # Every line of one read arrived at the same moment.
+        now = datetime.now(UTC)
+        for text in lines:
+            match = LINE.match(text)
+            if match is None:
+                if kind is not None:
+                    parts.append(text)
+                else:
+                    buffer.append("raw", text, "stdout", None, now)
+                continue
+            if kind is not None:
+                buffer.append(kind, "\n".join(parts), "stdout", stamp, read_at)
+            server_time, kind, message = match.groups()
+            kind = _TYPES[kind]
+            # The entries of one second share one string: a full ring holds 10,000 of them.
+            if server_time != stamp:
+                stamp = server_time
+            parts = [message]
+            read_at = now
+            buffer.handle_line(kind, message)
+        # A read from a full buffer returns without suspending, so a flood would hold the
+        # event loop for as long as it lasts: let requests in between reads.
+        await asyncio.sleep(0)
+    if kind is not None:
+        buffer.append(kind, "\n".join(parts), "stdout", stamp, read_at)
 
 
 async def pump_stderr(stream: asyncio.StreamReader, buffer: ConsoleBuffer) -> None:
     """Read stderr to EOF; only the .NET host and runtime write there, one entry a line."""
-    while raw := await _readline(stream):
-        text = _decode(raw)
-        buffer.append("stderr", text, "stderr", None)
-        buffer.handle_line("stderr", text)
+    reader = LineReader(stream)
+    while (lines := await reader.lines()) is not None:
+        now = datetime.now(UTC)
+        for text in lines:
+            buffer.append("stderr", text, "stderr", None, now)
+            buffer.handle_line("stderr", text)
 
 
 class CommandWriter:

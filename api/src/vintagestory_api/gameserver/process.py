@@ -18,7 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
 
-# A crash report or a stack trace is one long line at most; readline fails beyond the limit.
+# The console reads its pipes in chunks and takes a line longer than this (more than any crash
+# report) in pieces; a stream buffers up to twice this before it stops reading the pipe.
 STREAM_LIMIT = 1024 * 1024
 
 

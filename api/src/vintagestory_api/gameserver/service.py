@@ -71,6 +71,11 @@ class GameServerService:
         run = self._supervisor.run
         return run.process.pid if run is not None else None
 
+    def add_state_listener(self, listener: Callable[[ServerState], None]) -> None:
+        """`listener(new_state)` after every change of state, called in the changing code's
+        own step (the ready line's read, an exit's reaping), so it sees each change at once."""
+        self._supervisor.add_state_listener(listener)
+
     async def start(self, role: str) -> bool:
         """True when a start began; False when it was already starting or running."""
         return await self._supervisor.start(role)
