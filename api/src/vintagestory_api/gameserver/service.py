@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from vintagestory_api.kit.schemas import ComponentHealth
 
 from .console import ConsoleEntry, Subscription
-from .errors import InvalidCommand, LifecycleInProgress, ServerNotRunning
+from .errors import InvalidCommand, ServerNotRunning
 from .exits import Timings
 from .launch import LaunchConfig
 from .process import Launcher, SubprocessLauncher
@@ -69,13 +69,21 @@ class GameServerService:
         run = self._supervisor.run
         return run.process.pid if run is not None else None
 
-    async def start(self, role: str) -> bool:
-        """True when a start began; False when it was already starting or running."""
-        return await self._supervisor.start(role)
+    async def start(self, role: str, *, holder: str | None = None) -> bool:
+        """True when a start began; False when it was already starting or running.
 
-    async def stop(self, role: str) -> bool:
+        `holder`: the `lifecycle()` holder starting it, whose own hold does not refuse it.
+        """
+        return await self._supervisor.start(role, holder=holder)
+
+    async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """True when a stop began; False when there was no process to stop."""
-        return await self._supervisor.stop(role)
+        return await self._supervisor.stop(role, holder=holder)
+
+    async def stop_and_wait(self, role: str, *, holder: str | None = None) -> None:
+        """Stop (by the usual escalation) and return once the process has exited."""
+        if await self._supervisor.stop(role, holder=holder):
+            await self._supervisor.wait_stopped()
 
     async def restart(self, role: str) -> bool:
         return await self._supervisor.restart(role)
@@ -85,10 +93,9 @@ class GameServerService:
 
     @contextlib.asynccontextmanager
     async def lifecycle(self, holder: str) -> AsyncIterator[None]:
-        """Hold off starts, stops and restarts (409 meanwhile) while `holder` works."""
+        """Hold off starts, stops and restarts (409 SERVER_BUSY meanwhile) while `holder`
+        works; `holder` reads as the subject of "... holds the game server"."""
         supervisor = self._supervisor
-        if supervisor.action is not None:
-            raise LifecycleInProgress(f"a {supervisor.action} of the game server is in progress")
         supervisor.hold(holder)
         try:
             yield

@@ -77,6 +77,10 @@ class Supervisor:
         self._state = ServerState.STOPPED if config.installed else ServerState.NOT_INSTALLED
         self._run: GameRun | None = None
         self._action: str | None = None
+        # Another domain's work (a backup, a restore) that no lifecycle action may overlap.
+        self._held: str | None = None
+        self._released = asyncio.Event()
+        self._stopping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._restart_task: asyncio.Task[None] | None = None
         self._crash_loop = CrashLoop()
@@ -91,6 +95,10 @@ class Supervisor:
     @property
     def action(self) -> str | None:
         return self._action
+
+    @property
+    def held_by(self) -> str | None:
+        return self._held
 
     @property
     def run(self) -> GameRun | None:
@@ -125,24 +133,30 @@ class Supervisor:
         )
         logger.info(f"game_server_{kind}", state=str(self._state), role=role, detail=detail)
 
-    def _busy(self) -> None:
+    def _busy(self, holder: str | None = None) -> None:
+        """Refuse while an action runs, or while someone other than `holder` holds the server."""
         if self._action is not None:
             raise LifecycleInProgress(f"a {self._action} of the game server is in progress")
+        if self._held is not None and self._held != holder:
+            raise LifecycleInProgress(f"{self._held} holds the game server")
 
     def hold(self, holder: str) -> None:
-        """Another domain's work that no lifecycle action may overlap."""
+        """Another domain's work that no lifecycle action may overlap (the holder's own
+        starts and stops, passing `holder`, go ahead)."""
         self._busy()
-        self._action = holder
+        self._held = holder
+        self._released.clear()
 
     def release(self, holder: str) -> None:
-        if self._action == holder:
-            self._action = None
+        if self._held == holder:
+            self._held = None
+            self._released.set()
 
     # --- requests --------------------------------------------------------------------------
 
-    async def start(self, role: str) -> bool:
+    async def start(self, role: str, *, holder: str | None = None) -> bool:
         """Spawn the server; False when it is already up. Ready comes later, from its log."""
-        self._busy()
+        self._busy(holder)
         if self._state in UP_STATES:
             return False
         self._action = "start"
@@ -155,9 +169,9 @@ class Supervisor:
             self._action = None
         return True
 
-    async def stop(self, role: str) -> bool:
+    async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """Begin a graceful stop; False when there is no process (a pending restart is off)."""
-        self._busy()
+        self._busy(holder)
         self._cancel_restart()
         run = self.run
         if run is None:
@@ -167,8 +181,14 @@ class Supervisor:
             return False
         self._action = "stop"
         self._begin_stop(run, role)
-        self._spawn_task(self._stop_then(run, role, restart=False))
+        self._stopping = self._spawn_task(self._stop_then(run, role, restart=False))
         return True
+
+    async def wait_stopped(self) -> None:
+        """Until the last stop begun by `stop()` is over (the process gone, the action done)."""
+        task = self._stopping
+        if task is not None:
+            await asyncio.wait({task})
 
     async def restart(self, role: str) -> bool:
         self._busy()
@@ -244,7 +264,7 @@ class Supervisor:
         self._spawn_task(self._watch(run), run)
         self._spawn_task(self._start_deadline(run), run)
 
-    def _spawn_task(self, coro: object, run: GameRun | None = None) -> None:
+    def _spawn_task(self, coro: object, run: GameRun | None = None) -> asyncio.Task[None]:
         # A fresh context: the task outlives the request that began it, and must not log
         # with that request's id.
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
@@ -256,6 +276,7 @@ class Supervisor:
         if run is not None:
             run.tasks.add(task)
             task.add_done_callback(run.tasks.discard)
+        return task
 
     async def _start_deadline(self, run: GameRun) -> None:
         timeout = self._timings().start_timeout
@@ -375,6 +396,10 @@ class Supervisor:
 
     async def _auto_restart(self, delay: float) -> None:
         await asyncio.sleep(delay)
+        # A backup or restore of the crashed server's world finishes first: a server starting
+        # on a world being swapped would load half of it.
+        while self._held is not None:
+            await self._released.wait()
         self._restart_task = None
         self.restart_at = None
         if self._state is not ServerState.CRASHED or self._action is not None:
