@@ -49,8 +49,8 @@ def test_get_lists_every_setting_with_value_default_and_bounds(
     assert settings["job_history_size"]["minimum"] == 1
     assert settings["job_history_size"]["minimum_when_enabled"] is None
     for info in settings.values():
-        if isinstance(info["default"], bool):
-            # An on/off setting has no bounds.
+        if isinstance(info["default"], bool | str):
+            # An on/off setting, or a crontab, has no bounds.
             assert info["minimum"] is None
             assert info["maximum"] is None
         else:
