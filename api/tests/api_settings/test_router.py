@@ -103,7 +103,9 @@ def test_a_long_unknown_setting_is_not_echoed_whole(
     response = client.patch(URL, headers=admin_headers, json={"k" * 8000: 1})
     assert response.status_code == 422
     message = response.json()["error"]["message"]
-    assert len(message) < 600, message[:300]
+    # The known settings are listed in full; the unknown key only as a clipped echo.
+    known = ", ".join(ApiSettings.model_fields)
+    assert len(message) < len(known) + 200, message[:300]
     assert "…" in message
 
 
