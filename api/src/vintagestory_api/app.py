@@ -18,6 +18,9 @@ from vintagestory_api.auth.deps import get_role
 from vintagestory_api.auth.errors import Unauthorized
 from vintagestory_api.auth.keys import load_api_keys
 from vintagestory_api.auth.middleware import ApiKeyMiddleware
+from vintagestory_api.backups import jobs as backups_jobs
+from vintagestory_api.backups import router as backups_router
+from vintagestory_api.backups.service import BackupService
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import (
     ApiError,
@@ -60,6 +63,7 @@ logger = structlog.get_logger()
 
 API_PREFIX = "/api/v1alpha1"
 SCHEDULER_LOCK_FILE = "scheduler.lock"
+BACKUPS_DIR = "backups"
 
 OPENAPI_TAGS = [
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
@@ -86,6 +90,11 @@ OPENAPI_TAGS = [
         "name": "server",
         "description": "The game server: state, start, stop, restart, lifecycle events, console "
         "and players.",
+    },
+    {
+        "name": "backups",
+        "description": "World backups: take (a run of world_backup), list, download, pin, "
+        "delete, restore (a run of world_restore).",
     },
     {
         "name": "metrics",
@@ -139,6 +148,15 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_settings.add_listener(_resize_metrics(app.state.metrics))
         await scheduler.start()
         stack.push_async_callback(scheduler.shutdown)
+        backups = app.state.backups = BackupService(
+            settings.data_dir / BACKUPS_DIR,
+            settings.game_data_dir,
+            gameserver,
+            api_settings,
+            timezone=scheduler.default_timezone,
+            min_free_bytes=settings.min_free_disk_bytes,
+        )
+        backups.open()
 
         # Every domain's built-in jobs, listed here explicitly: nothing registers itself.
         app.state.job_control = scheduling.register_builtin_jobs(
@@ -146,6 +164,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 *versions_jobs.builtin_jobs(app.state.versions),
                 *mods_jobs.builtin_jobs(app.state.mods),
                 *metrics_jobs.builtin_jobs(app.state.metrics),
+                *backups_jobs.builtin_jobs(backups),
             ]
         )
         # Last in, first out: on shutdown the game server is stopped the graceful way (its world
@@ -269,6 +288,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(mods_router.router)
     api.include_router(metrics_router.router)
     api.include_router(gameserver_router.router)
+    api.include_router(backups_router.router)
     app.include_router(health_router.router)
     app.include_router(metrics_router.prometheus_router)
     app.include_router(api)

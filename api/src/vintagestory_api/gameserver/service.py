@@ -65,6 +65,11 @@ class GameServerService:
         return self._supervisor.state
 
     @property
+    def held_by(self) -> str | None:
+        """Who holds the server through `lifecycle()` (e.g. "a world backup"), if anyone."""
+        return self._supervisor.held_by
+
+    @property
     def pid(self) -> int | None:
         run = self._supervisor.run
         return run.process.pid if run is not None else None
