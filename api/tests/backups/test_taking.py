@@ -53,9 +53,7 @@ def test_a_backup_of_a_stopped_server_equals_the_world_and_downloads_in_ranges(
     assert hashlib.sha256(world.read_bytes()).hexdigest() == backup["world_sha256"]
     assert rows(world) == rows(_world(backup_settings))
 
-    part = game.get(
-        f"{BACKUPS}/{backup['id']}/download", headers={**ADMIN, "Range": "bytes=10-19"}
-    )
+    part = game.get(f"{BACKUPS}/{backup['id']}/download", headers={**ADMIN, "Range": "bytes=10-19"})
     assert part.status_code == 206
     assert part.content == body[10:20]
     assert part.headers["content-range"] == f"bytes 10-19/{len(body)}"

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from vintagestory_api.kit.state_files import (
     TEMP_MARKER,
+    CorruptStateFile,
     read_json,
     remove_stale_temp_files,
     set_aside,
@@ -58,7 +59,7 @@ class BackupStore:
                 raise ValueError(f"its id '{backup.id[:40]}' does not match its file name")
             if not self.archive(backup.id).is_file():
                 raise ValueError(f"its archive {backup.id}{SUFFIX} is missing")
-        except (OSError, ValueError, ValidationError) as exc:
+        except (CorruptStateFile, OSError, ValueError, ValidationError) as exc:
             reason = str(exc).splitlines()[0][:300]
             moved, error = set_aside(sidecar)
             logger.error(
