@@ -85,7 +85,7 @@ async def snapshot_running(
     target.unlink(missing_ok=True)
     subscription = gameserver.subscribe()
     try:
-        await gameserver.send_command("/autosavenow")
+        await gameserver.post_command("/autosavenow")
         await _wait_line(
             gameserver,
             subscription,
@@ -94,7 +94,7 @@ async def snapshot_running(
             what="/autosavenow",
         )
         started = time.monotonic()
-        await gameserver.send_command(f"/genbackup {name}")
+        await gameserver.post_command(f"/genbackup {name}")
         await _wait_line(
             gameserver,
             subscription,

@@ -187,6 +187,22 @@ class GameServerService:
             )
         return await self._send(command)
 
+    async def post_command(self, command: str) -> bool:
+        """Send a slash command and return once it is echoed (True) or the echo wait ended,
+        without waiting for a reply window: for callers that watch `subscribe()` themselves."""
+        if not command.startswith("/") or text_problem(command) is not None:
+            raise InvalidCommand("body.command: must be one line starting with /")
+        run = self._supervisor.run
+        if run is None or self._supervisor.state is not ServerState.RUNNING:
+            raise ServerNotRunning(
+                f"the game server is {self._supervisor.state}; commands need it running"
+            )
+        try:
+            _, echoed = await run.writer.send(command)
+        except ConnectionError as exc:
+            raise ServerNotRunning(f"the game server's console is gone: {exc}") from None
+        return echoed
+
     async def say(self, text: str) -> CommandReply:
         """Broadcast `text` as chat from Admin (the console's meaning of text without /)."""
         problem = text_problem(text)
