@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import dispatch, load, served, supervisor
+from bench import backups, dispatch, load, served, supervisor
 from bench.processes import API_DIR
 from bench.report import Row, machine, render, write_json
 from vintagestory_api.logging import configure_logging
@@ -27,6 +27,7 @@ SECTIONS = (
     "previews",
     "startup",
     "supervisor",
+    "backups",
 )
 DEFAULT_JSON = API_DIR / "bench" / "results" / "latest.json"
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                 "history": lambda: served.history_depth(bench),
                 "startup": lambda: served.startup_and_idle(bench),
                 "supervisor": lambda: supervisor.run(bench, quick=args.quick),
+                "backups": lambda: backups.run(size_mib=128 if args.quick else 1024),
             }
             for name in SECTIONS:
                 if name not in chosen:

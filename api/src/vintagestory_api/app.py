@@ -18,6 +18,10 @@ from vintagestory_api.auth.deps import get_role
 from vintagestory_api.auth.errors import Unauthorized
 from vintagestory_api.auth.keys import load_api_keys
 from vintagestory_api.auth.middleware import ApiKeyMiddleware
+from vintagestory_api.backups import jobs as backups_jobs
+from vintagestory_api.backups import router as backups_router
+from vintagestory_api.backups.errors import WorldNotFound
+from vintagestory_api.backups.service import BackupService
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import (
     ApiError,
@@ -28,7 +32,7 @@ from vintagestory_api.errors import (
 )
 from vintagestory_api.gameserver import router as gameserver_router
 from vintagestory_api.gameserver.exits import Timings
-from vintagestory_api.gameserver.install import build_installer
+from vintagestory_api.gameserver.install import PreSwitch, build_installer
 from vintagestory_api.gameserver.launch import LaunchConfig
 from vintagestory_api.gameserver.process import Launcher
 from vintagestory_api.gameserver.service import GameServerService
@@ -61,6 +65,7 @@ logger = structlog.get_logger()
 
 API_PREFIX = "/api/v1alpha1"
 SCHEDULER_LOCK_FILE = "scheduler.lock"
+BACKUPS_DIR = "backups"
 
 OPENAPI_TAGS = [
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
@@ -87,6 +92,11 @@ OPENAPI_TAGS = [
         "name": "server",
         "description": "The game server: state, start, stop, restart, install, update and "
         "rollback, lifecycle events, console and players.",
+    },
+    {
+        "name": "backups",
+        "description": "World backups: take (a run of world_backup), list, download, pin, "
+        "delete, restore (a run of world_restore).",
     },
     {
         "name": "metrics",
@@ -125,10 +135,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         installed = gameserver.installed_version
         app.state.versions = build_versions_service(settings, http_client, installed)
         app.state.mods = build_mods_service(settings, http_client, installed)
-        # The versions service tells the installer what each version's download is.
-        installer = build_installer(settings, gameserver, http_client, app.state.versions)
-        app.state.installer = installer
-        await installer.start()
 
         scheduling = build_scheduler(settings, api_settings)
         stack.push_async_callback(scheduling.close)
@@ -146,6 +152,22 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_settings.add_listener(_resize_metrics(app.state.metrics))
         await scheduler.start()
         stack.push_async_callback(scheduler.shutdown)
+        backups = app.state.backups = BackupService(
+            settings.data_dir / BACKUPS_DIR,
+            settings.game_data_dir,
+            gameserver,
+            api_settings,
+            timezone=scheduler.default_timezone,
+            min_free_bytes=settings.min_free_disk_bytes,
+        )
+        backups.open()
+        # The versions service tells the installer what each version's download is; the
+        # backups service backs the world up before every switch.
+        installer = build_installer(
+            settings, gameserver, http_client, app.state.versions, _pre_update_backup(backups)
+        )
+        app.state.installer = installer
+        await installer.start()
 
         # Every domain's built-in jobs, listed here explicitly: nothing registers itself.
         app.state.job_control = scheduling.register_builtin_jobs(
@@ -153,6 +175,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 *versions_jobs.builtin_jobs(app.state.versions),
                 *mods_jobs.builtin_jobs(app.state.mods),
                 *metrics_jobs.builtin_jobs(app.state.metrics),
+                *backups_jobs.builtin_jobs(backups),
             ]
         )
         # Last in, first out: on shutdown the game server is stopped the graceful way (its world
@@ -175,6 +198,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             app.state.ready = False
     logger.info("api_stopped")
+
+
+def _pre_update_backup(backups: BackupService) -> PreSwitch:
+    async def back_up() -> str | None:
+        try:
+            backup = await backups.take("pre_update")
+        except WorldNotFound:
+            # A first install: no world exists yet, so there is nothing to lose.
+            return None
+        return backup.id
+
+    return back_up
 
 
 def _make_data_dirs(settings: Settings) -> None:
@@ -278,6 +313,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(mods_router.router)
     api.include_router(metrics_router.router)
     api.include_router(gameserver_router.router)
+    api.include_router(backups_router.router)
     app.include_router(health_router.router)
     app.include_router(metrics_router.prometheus_router)
     app.include_router(api)

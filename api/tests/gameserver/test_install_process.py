@@ -55,7 +55,10 @@ def test_an_installed_tarball_runs_and_a_failed_update_leaves_it_runnable(
 ) -> None:
     versions = game_settings.game_server_dir / "versions"
     cdn.publish("1.21.5", server_tarball("1.21.5"))
-    assert _install(game, "1.21.5")["stage"] == "done"
+    first = _install(game, "1.21.5")
+    assert first["stage"] == "done"
+    # A first install has no world to back up.
+    assert first["backup_id"] is None
     cdn.publish("1.21.6", server_tarball("1.21.6"), md5_hex="f" * 32)
     failed = _install(game, "1.21.6")
     assert failed["error"]["code"] == "CHECKSUM_MISMATCH"
@@ -80,6 +83,10 @@ def test_restart_stops_the_old_server_and_starts_the_new_one_and_rollback_goes_b
     assert status(game)["pid"] == old["pid"]
     op = _install(game, "1.21.6", restart=True)
     assert op["stage"] == "done", op
+    # The world was backed up before the switch, by the running server, as it was then.
+    backup = game.get(f"/api/v1alpha1/backups/{op['backup_id']}", headers=ADMIN).json()["data"]
+    assert (backup["trigger"], backup["method"]) == ("pre_update", "genbackup")
+    assert backup["game_version"] == "1.21.5"
     new = status(game)
     assert (new["state"], new["version"]) == ("running", "1.21.6")
     assert (new["installed_version"], new["previous_version"]) == ("1.21.6", "1.21.5")

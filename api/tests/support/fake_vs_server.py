@@ -40,6 +40,9 @@ Behaviour comes from environment variables, so the command line stays the real o
     FAKE_VS_OFFTHREAD_S       0.5     /autosavenow: delay before the off-thread save, scaled
     FAKE_VS_READY_MARK        (unset) path of a file that gets the time.monotonic() of each ready
                                       line's write (for benchmarks of ready-line latency)
+    FAKE_VS_BACKUP_MODE       normal  /genbackup: normal | hang (starts, never completes) |
+                                      crash (writes half the file under its name, then the
+                                      runtime aborts, as an I/O error in the real backup task)
 
 Hook lines (FIFO, one per line) and their FAKE_VS_SCRIPT form ({"do": <hook>, ...fields}, or
 {"line": "<hook line>"}):
@@ -263,6 +266,7 @@ class Knobs(NamedTuple):
     write_interval_s: float = 1.0
     offthread_s: float = 0.5
     ready_mark: str | None = None
+    backup_mode: str = "normal"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Knobs:
@@ -296,6 +300,9 @@ class Knobs(NamedTuple):
             write_interval_s=_env_float(env, "FAKE_VS_WRITE_INTERVAL_S", defaults.write_interval_s),
             offthread_s=_env_float(env, "FAKE_VS_OFFTHREAD_S", defaults.offthread_s),
             ready_mark=env.get("FAKE_VS_READY_MARK", "").strip() or None,
+            backup_mode=_env_choice(
+                env, "FAKE_VS_BACKUP_MODE", ("normal", "hang", "crash"), defaults.backup_mode
+            ),
         )
 
     def scaled(self, seconds: float) -> float:
@@ -1365,8 +1372,21 @@ class FakeServer:
             return
         self._backup_running = True
         target = self.data / "Backups" / self._backup_name(_first_word(args))
+        if self.knobs.backup_mode == "hang":
+            self.note(self.t("backup_start"))
+            return
+        if self.knobs.backup_mode == "crash":
+            self._schedule(self.knobs.scaled(self.knobs.backup_s), lambda: self._torn(target))
+            self.note(self.t("backup_start"))
+            return
         self._schedule(self.knobs.scaled(self.knobs.backup_s), lambda: self._finish_backup(target))
         self.note(self.t("backup_start"))
+
+    def _torn(self, target: Path) -> NoReturn:
+        # The real backup writes in place: a crash leaves the first pages under the real name.
+        with open(self._save_path(), "rb") as world, open(target, "wb") as out:
+            out.write(world.read(4096 * 2))
+        self._crash_runtime("System.IO.IOException: No space left on device")
 
     def _backup_name(self, requested: str | None) -> str:
         name = os.path.basename(requested) if requested else ""

@@ -124,11 +124,79 @@ class ApiSettings(BaseModel):
     server_auto_start: bool = Field(
         default=False, description="Start the game server when the API starts"
     )
+    world_backup_cron: str = Field(
+        default="",
+        max_length=100,
+        description="When world_backup runs: a 5-field crontab (or @daily, ...) read in "
+        'VS_TIMEZONE; "" turns scheduled backups off',
+        json_schema_extra={"unit": "crontab"},
+    )
+    backup_keep_last: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Retention: the newest this many good backups are always kept",
+        json_schema_extra={"unit": "backups"},
+    )
+    backup_keep_daily_days: int = Field(
+        default=7,
+        ge=0,
+        le=3650,
+        description="Retention: also the newest backup of each of this many recent days",
+        json_schema_extra={"unit": "days"},
+    )
+    backup_keep_weekly_weeks: int = Field(
+        default=4,
+        ge=0,
+        le=520,
+        description="Retention: also the newest backup of each of this many recent weeks",
+        json_schema_extra={"unit": "weeks"},
+    )
+    backup_max_total_bytes: int = Field(
+        default=0,
+        ge=0,
+        # The largest integer a JSON client (JavaScript) reads exactly.
+        le=2**53 - 1,
+        description="Retention: the oldest unpinned backups go until the rest fit in this many "
+        "bytes (the newest good backup always stays); 0 means no cap",
+        json_schema_extra={"unit": "bytes"},
+    )
+    backup_free_space_factor: int = Field(
+        default=2,
+        ge=0,
+        le=100,
+        description="A backup starts only with this many times the world's size free on the "
+        "backup disk; 0 turns the check off",
+        json_schema_extra={"unit": "times the world size"},
+    )
+    backup_autosave_timeout_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="How long /autosavenow may take to commit the world before a backup fails",
+        json_schema_extra={"unit": "seconds"},
+    )
+    backup_genbackup_timeout_seconds: int = Field(
+        default=1800,
+        ge=1,
+        le=86400,
+        description="How long /genbackup may take (and its file to be complete) before a backup "
+        "fails",
+        json_schema_extra={"unit": "seconds"},
+    )
+    backup_max_age_hours: int = Field(
+        default=0,
+        ge=0,
+        le=8760,
+        description="/healthz reports backups degraded when the last good backup is older; 0 "
+        "means twice the world_backup_cron interval (48 h) when it is set, else off",
+        json_schema_extra={"unit": "hours"},
+    )
 
 
 class ApiSettingInfo(BaseModel):
-    value: int | bool
-    default: int | bool
+    value: int | bool | str
+    default: int | bool | str
     description: str
     minimum: int | None = Field(default=None, description="None for on/off settings")
     maximum: int | None = Field(default=None, description="None for on/off settings")

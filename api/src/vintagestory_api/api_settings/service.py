@@ -52,7 +52,11 @@ def _errors_text(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_changes(changes: Mapping[str, Any]) -> dict[str, int | bool]:
+# A rule a higher layer knows (a crontab the scheduler can read): raises ApiSettingInvalid.
+SettingsCheck = Callable[[Mapping[str, Any]], None]
+
+
+def validate_changes(changes: Mapping[str, Any]) -> dict[str, int | bool | str]:
     """Check a partial update on its own; raises `ApiSettingUnknown` / `ApiSettingInvalid`."""
     known = ApiSettings.model_fields
     unknown = sorted(key for key in changes if key not in known)
@@ -65,7 +69,7 @@ def validate_changes(changes: Mapping[str, Any]) -> dict[str, int | bool]:
         ApiSettings.model_validate(dict(changes))
     except ValidationError as exc:
         raise ApiSettingInvalid(_errors_text(exc)) from exc
-    # Strict validation above: every value is already an int or, for on/off settings, a bool.
+    # Strict validation above: every value is already an int, a bool or (a crontab) a str.
     return dict(changes)
 
 
@@ -100,6 +104,7 @@ class ApiSettingsService:
         self._health = health
         self._lock = asyncio.Lock()
         self._listeners: list[SettingsListener] = []
+        self._checks: list[SettingsCheck] = []
 
     @classmethod
     def load(cls, path: Path) -> ApiSettingsService:
@@ -141,12 +146,18 @@ class ApiSettingsService:
         """
         self._listeners.append(listener)
 
+    def add_check(self, check: SettingsCheck) -> None:
+        """`check(changes)` runs on every PATCH after the settings' own validation."""
+        self._checks.append(check)
+
     async def patch(self, changes: Mapping[str, Any], *, role: Role) -> ApiSettings:
         """Validate, write durably, then apply; all or nothing, one change at a time."""
         valid = validate_changes(changes)
+        for check in self._checks:
+            check(valid)
         return await complete_even_if_cancelled(self._patch(valid, role))
 
-    async def _patch(self, changes: dict[str, int | bool], role: Role) -> ApiSettings:
+    async def _patch(self, changes: dict[str, int | bool | str], role: Role) -> ApiSettings:
         async with self._lock:
             old = self._settings
             new = ApiSettings.model_validate({**old.model_dump(), **changes})

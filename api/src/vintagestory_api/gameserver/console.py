@@ -69,7 +69,9 @@ class ConsoleEntry:
     server_time: str | None = None
 
 
-@dataclass
+# eq=False: subscriptions are kept in a set, by identity (a dataclass's __eq__ would make
+# them unhashable).
+@dataclass(eq=False)
 class Subscription:
     """One live reader's bounded queue; when full, the oldest entries go and are counted."""
 

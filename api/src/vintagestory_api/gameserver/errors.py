@@ -21,8 +21,11 @@ class ServerNotRunning(GameServerError, Conflict):
 
 
 class LifecycleInProgress(GameServerError, Conflict):
-    code = "LIFECYCLE_IN_PROGRESS"
-    example = "a stop of the game server is in progress"
+    """The one refusal for every overlap on the game server: a start, stop or restart in
+    progress, or another domain's work (a world backup, a restore) holding it."""
+
+    code = "SERVER_BUSY"
+    example = "a world backup holds the game server"
 
 
 class ServerNotInstalled(GameServerError, Conflict):

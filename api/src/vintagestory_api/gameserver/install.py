@@ -47,7 +47,7 @@ from .versions_dir import Links, VersionsDir
 
 logger = structlog.get_logger()
 
-HOLDER = "version switch"
+HOLDER = "a version switch"
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,12 @@ class Release:
     version: str
     url: str
     md5: str
+
+
+class PreSwitch(Protocol):
+    async def __call__(self) -> str | None:
+        """Back up the world before a version switch: the backup's id, None when there is no
+        world yet; raises (an ApiError) when it fails, and then nothing is switched."""
 
 
 class ReleaseSource(Protocol):
@@ -78,8 +84,11 @@ class InstallService:
         releases: ReleaseSource,
         client: httpx.AsyncClient,
         limits: InstallLimits,
+        pre_switch: PreSwitch | None = None,
     ) -> None:
         self._gameserver = gameserver
+        # The backups domain sits above this one: app.py hands in its pre_update backup.
+        self._pre_switch = pre_switch
         self._releases = releases
         self._client = client
         self._limits = limits
@@ -225,7 +234,7 @@ class InstallService:
             await asyncio.to_thread(
                 unpack, archive, staging, max_bytes=self._limits.max_unpacked_bytes
             )
-            self._stage(op, "switching")
+            await self._back_up(op)
 
             def change() -> Links:
                 self._dir.add(staging, release.version)
@@ -236,7 +245,16 @@ class InstallService:
             await asyncio.to_thread(self._discard, archive, staging)
 
     async def _rollback(self, op: InstallOperation, role: str) -> None:
+        await self._back_up(op)
         await self._switch(op, role, lambda: self._dir.switch(op.version))
+
+    async def _back_up(self, op: InstallOperation) -> None:
+        # After the download and checks (a failed download costs no backup), before anything
+        # changes: a world the new version converts can always be had back as it was.
+        if self._pre_switch is not None:
+            self._stage(op, "backing_up")
+            op.backup_id = await self._pre_switch()
+        self._stage(op, "switching")
 
     async def _switch(self, op: InstallOperation, role: str, change: Callable[[], Links]) -> None:
         gameserver = self._gameserver
@@ -298,6 +316,7 @@ def build_installer(
     gameserver: GameServerService,
     client: httpx.AsyncClient,
     releases: ReleaseSource,
+    pre_switch: PreSwitch | None = None,
 ) -> InstallService:
     return InstallService(
         gameserver,
@@ -311,4 +330,5 @@ def build_installer(
             max_unpacked_bytes=settings.install_max_unpacked_bytes,
             cdn_url=str(settings.cdn_url) if settings.cdn_url is not None else None,
         ),
+        pre_switch,
     )

@@ -213,7 +213,9 @@ class PlayerList(BaseModel):
 
 # What the versions API publishes: X.Y.Z, with -rc.N, -pre.N or -dev.N for unstable builds.
 VERSION_PATTERN = r"^(stable|unstable|\d{1,4}\.\d{1,4}\.\d{1,4}(-(rc|pre|dev)\.\d{1,4})?)$"
-InstallStage = Literal["downloading", "verifying", "extracting", "switching", "done", "failed"]
+InstallStage = Literal[
+    "downloading", "verifying", "extracting", "backing_up", "switching", "done", "failed"
+]
 
 
 class InstallRequest(BaseModel):
@@ -260,6 +262,11 @@ class InstallOperation(BaseModel):
         "and started again; error says why"
     )
     error: ErrorInfo | None = Field(description="Why it failed (stage failed)")
+    backup_id: str | None = Field(
+        default=None,
+        description="The pre_update world backup taken before the switch (GET /backups/{id}); "
+        "null before that stage, or when there was no world yet",
+    )
 
     @classmethod
     def begun(
@@ -278,8 +285,8 @@ class InstallOperation(BaseModel):
             from_version=current,
             restart=restart,
             role=role,
-            # A rollback has nothing to download: it begins with the switch.
-            stage="downloading" if kind == "install" else "switching",
+            # A rollback has nothing to download: it begins with the world backup.
+            stage="downloading" if kind == "install" else "backing_up",
             bytes_done=0,
             bytes_total=None,
             percent=None,

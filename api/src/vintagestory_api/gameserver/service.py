@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from vintagestory_api.kit.schemas import ComponentHealth
 
 from .console import ConsoleEntry, Subscription
-from .errors import InvalidCommand, LifecycleInProgress, ServerNotRunning
+from .errors import InvalidCommand, ServerNotRunning
 from .exits import Timings
 from .handover import start_and_wait, stop_and_wait
 from .launch import LaunchConfig, check_runtime
@@ -67,6 +67,11 @@ class GameServerService:
         return self._supervisor.state
 
     @property
+    def held_by(self) -> str | None:
+        """Who holds the server through `lifecycle()` (e.g. "a world backup"), if anyone."""
+        return self._supervisor.held_by
+
+    @property
     def pid(self) -> int | None:
         run = self._supervisor.run
         return run.process.pid if run is not None else None
@@ -76,13 +81,21 @@ class GameServerService:
         own step (the ready line's read, an exit's reaping), so it sees each change at once."""
         self._supervisor.add_state_listener(listener)
 
-    async def start(self, role: str) -> bool:
-        """True when a start began; False when it was already starting or running."""
-        return await self._supervisor.start(role)
+    async def start(self, role: str, *, holder: str | None = None) -> bool:
+        """True when a start began; False when it was already starting or running.
 
-    async def stop(self, role: str) -> bool:
+        `holder`: the `lifecycle()` holder starting it, whose own hold does not refuse it.
+        """
+        return await self._supervisor.start(role, holder=holder)
+
+    async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """True when a stop began; False when there was no process to stop."""
-        return await self._supervisor.stop(role)
+        return await self._supervisor.stop(role, holder=holder)
+
+    async def stop_and_wait(self, role: str, *, holder: str | None = None) -> None:
+        """Stop (by the usual escalation) and return once the process has exited."""
+        if await self._supervisor.stop(role, holder=holder):
+            await self._supervisor.wait_stopped()
 
     async def restart(self, role: str) -> bool:
         return await self._supervisor.restart(role)
@@ -92,10 +105,9 @@ class GameServerService:
 
     @contextlib.asynccontextmanager
     async def lifecycle(self, holder: str) -> AsyncIterator[None]:
-        """Hold off starts, stops and restarts (409 meanwhile) while `holder` works."""
+        """Hold off starts, stops and restarts (409 SERVER_BUSY meanwhile) while `holder`
+        works; `holder` reads as the subject of "... holds the game server"."""
         supervisor = self._supervisor
-        if supervisor.action is not None:
-            raise LifecycleInProgress(f"a {supervisor.action} of the game server is in progress")
         supervisor.hold(holder)
         try:
             yield
@@ -136,7 +148,7 @@ class GameServerService:
             sup.record("version_switched", detail=detail)
 
     def _check_holder(self, holder: str) -> None:
-        if self._supervisor.action != holder:
+        if self._supervisor.held_by != holder:
             raise RuntimeError(f"{holder} does not hold the game server's lifecycle")
 
     def status(self) -> ServerStatus:
@@ -236,6 +248,22 @@ class GameServerService:
                 "player as chat; send it as say to mean that)"
             )
         return await self._send(command)
+
+    async def post_command(self, command: str) -> bool:
+        """Send a slash command and return once it is echoed (True) or the echo wait ended,
+        without waiting for a reply window: for callers that watch `subscribe()` themselves."""
+        if not command.startswith("/") or text_problem(command) is not None:
+            raise InvalidCommand("body.command: must be one line starting with /")
+        run = self._supervisor.run
+        if run is None or self._supervisor.state is not ServerState.RUNNING:
+            raise ServerNotRunning(
+                f"the game server is {self._supervisor.state}; commands need it running"
+            )
+        try:
+            _, echoed = await run.writer.send(command)
+        except ConnectionError as exc:
+            raise ServerNotRunning(f"the game server's console is gone: {exc}") from None
+        return echoed
 
     async def say(self, text: str) -> CommandReply:
         """Broadcast `text` as chat from Admin (the console's meaning of text without /)."""

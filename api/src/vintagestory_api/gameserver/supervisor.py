@@ -86,6 +86,10 @@ class Supervisor:
         self._state = ServerState.STOPPED if config.installed else ServerState.NOT_INSTALLED
         self._run: GameRun | None = None
         self._action: str | None = None
+        # Another domain's work (a backup, a restore) that no lifecycle action may overlap.
+        self._held: str | None = None
+        self._released = asyncio.Event()
+        self._stopping: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._restart_task: asyncio.Task[None] | None = None
         self._crash_loop = CrashLoop()
@@ -100,6 +104,10 @@ class Supervisor:
     @property
     def action(self) -> str | None:
         return self._action
+
+    @property
+    def held_by(self) -> str | None:
+        return self._held
 
     @property
     def run(self) -> GameRun | None:
@@ -134,24 +142,30 @@ class Supervisor:
         )
         logger.info(f"game_server_{kind}", state=str(self._state), role=role, detail=detail)
 
-    def _busy(self) -> None:
+    def _busy(self, holder: str | None = None) -> None:
+        """Refuse while an action runs, or while someone other than `holder` holds the server."""
         if self._action is not None:
             raise LifecycleInProgress(f"a {self._action} of the game server is in progress")
+        if self._held is not None and self._held != holder:
+            raise LifecycleInProgress(f"{self._held} holds the game server")
 
     def hold(self, holder: str) -> None:
-        """Another domain's work that no lifecycle action may overlap."""
+        """Another domain's work that no lifecycle action may overlap (the holder's own
+        starts and stops, passing `holder`, go ahead)."""
         self._busy()
-        self._action = holder
+        self._held = holder
+        self._released.clear()
 
     def release(self, holder: str) -> None:
-        if self._action == holder:
-            self._action = None
+        if self._held == holder:
+            self._held = None
+            self._released.set()
 
     # --- requests --------------------------------------------------------------------------
 
-    async def start(self, role: str) -> bool:
+    async def start(self, role: str, *, holder: str | None = None) -> bool:
         """Spawn the server; False when it is already up. Ready comes later, from its log."""
-        self._busy()
+        self._busy(holder)
         self.should_run = True
         if self._state in UP_STATES:
             return False
@@ -165,9 +179,9 @@ class Supervisor:
             self._action = None
         return True
 
-    async def stop(self, role: str) -> bool:
+    async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """Begin a graceful stop; False when there is no process (a pending restart is off)."""
-        self._busy()
+        self._busy(holder)
         self.should_run = False
         self._cancel_restart()
         run = self.run
@@ -178,8 +192,14 @@ class Supervisor:
             return False
         self._action = "stop"
         self.begin_stop(run, role)
-        self._spawn_task(self._stop_then(run, role, restart=False))
+        self._stopping = self._spawn_task(self._stop_then(run, role, restart=False))
         return True
+
+    async def wait_stopped(self) -> None:
+        """Until the last stop begun by `stop()` is over (the process gone, the action done)."""
+        task = self._stopping
+        if task is not None:
+            await asyncio.wait({task})
 
     async def restart(self, role: str) -> bool:
         self._busy()
@@ -203,7 +223,7 @@ class Supervisor:
 
     async def launch_held(self, holder: str, role: str) -> GameRun:
         """For `holder` of the lifecycle (see `hold`): spawn the server, as `start` does."""
-        if self._action != holder:
+        if self._held != holder:
             raise RuntimeError(f"{holder} does not hold the game server's lifecycle")
         self._cancel_restart()
         self.record("start_requested", role=role)
@@ -263,7 +283,7 @@ class Supervisor:
         self._spawn_task(self._watch(run), run)
         self._spawn_task(self._start_deadline(run), run)
 
-    def _spawn_task(self, coro: object, run: GameRun | None = None) -> None:
+    def _spawn_task(self, coro: object, run: GameRun | None = None) -> asyncio.Task[None]:
         # A fresh context: the task outlives the request that began it, and must not log
         # with that request's id.
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
@@ -275,13 +295,16 @@ class Supervisor:
         if run is not None:
             run.tasks.add(task)
             task.add_done_callback(run.tasks.discard)
+        return task
 
     async def _start_deadline(self, run: GameRun) -> None:
         timeout = self._timings().start_timeout
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 await run.exited.wait()
-        if run.exited.is_set() or run.ready_at is not None or self._action is not None:
+        # A holder that started it (a version switch) waits for readiness itself.
+        held = self._held is not None
+        if run.exited.is_set() or run.ready_at is not None or self._action is not None or held:
             return
         self._action = "stop"
         self.record("start_timeout", detail=f"not ready after {timeout:g} s")
@@ -396,6 +419,10 @@ class Supervisor:
 
     async def _auto_restart(self, delay: float) -> None:
         await asyncio.sleep(delay)
+        # A backup or restore of the crashed server's world finishes first: a server starting
+        # on a world being swapped would load half of it.
+        while self._held is not None:
+            await self._released.wait()
         self._restart_task = None
         self.restart_at = None
         if self._state is not ServerState.CRASHED or self._action is not None:

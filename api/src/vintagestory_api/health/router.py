@@ -56,6 +56,14 @@ def _game_server(request: Request) -> ComponentHealth | None:
     return health
 
 
+def _backups(request: Request) -> ComponentHealth | None:
+    backups = getattr(request.app.state, "backups", None)
+    if backups is None:
+        return None
+    health: ComponentHealth = backups.health()
+    return health
+
+
 def _disk(request: Request) -> DiskHealth | None:
     # The lifespan builds the cached probe; before it has run, read the disk directly. The
     # settings are read from the app here rather than through SettingsDep: a dependency costs
@@ -78,8 +86,10 @@ async def healthz(request: Request) -> ApiResponse[HealthData]:
     disk = _disk(request)
     files = _state_files(request)
     game_server = _game_server(request)
+    backups = _backups(request)
     degraded = (
         (game_server is not None and game_server.status != "ok")
+        or (backups is not None and backups.status != "ok")
         or scheduler.status != "running"
         or scheduler.run_history.status != "ok"
         or (disk is not None and disk.status != "ok")
@@ -94,6 +104,7 @@ async def healthz(request: Request) -> ApiResponse[HealthData]:
             settings=_settings_health(request),
             state_files=files,
             game_server=game_server,
+            backups=backups,
         )
     )
 

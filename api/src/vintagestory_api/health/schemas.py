@@ -64,6 +64,12 @@ class HealthData(BaseModel):
         description="degraded when the game server's supervision has given up: a crash loop "
         "(automatic restarts stopped until an admin starts it) or a missing .NET runtime",
     )
+    backups: ComponentHealth | None = Field(
+        default=None,
+        description="degraded when the last good world backup is older than "
+        "backup_max_age_hours (48 h by default once world_backup_cron is set), when there is "
+        "none yet although one is due, or when damaged backup sidecars were set aside",
+    )
 
 
 class ReadyData(BaseModel):

@@ -48,6 +48,20 @@ class JobScheduler(Protocol):
         quiet: bool,
     ) -> JobInfo: ...
 
+    def add_cron_job(
+        self,
+        func: JobFunc,
+        cron_expr: str,
+        job_id: str,
+        *,
+        name: str,
+        description: str | None,
+        args: tuple[Any, ...],
+        timeout_seconds: float | None,
+        paused: bool,
+        quiet: bool,
+    ) -> JobInfo: ...
+
     def remove_job(self, job_id: str) -> None: ...
 
     def has_job(self, job_id: str) -> bool: ...
@@ -89,12 +103,15 @@ class JobControl:
         settings: ApiSettingsService,
         job_state: JobStateStore,
         builtin_settings: Mapping[str, str],
+        cron_jobs: frozenset[str] = frozenset(),
     ) -> None:
         self._scheduler = scheduler
         self._settings = settings
         self._job_state = job_state
         # job id -> the ApiSettings field holding its interval.
         self._builtin_settings = dict(builtin_settings)
+        # Built-in jobs whose setting is a crontab rather than an interval.
+        self._cron_jobs = cron_jobs
         # Keeps the pause flag on disk and in the scheduler changing together.
         self._lock = asyncio.Lock()
 
@@ -104,6 +121,12 @@ class JobControl:
     def _existing(self, job_id: str) -> JobInfo:
         if not self._scheduler.has_job(job_id):
             setting = self.builtin_setting(job_id)
+            if setting is not None and job_id in self._cron_jobs:
+                raise JobNotFound(
+                    job_id,
+                    f"built-in job '{job_id}' is turned off ({setting} is empty); turn it on "
+                    f'with PATCH /config/api {{"{setting}": "<crontab>"}}',
+                )
             if setting is not None:
                 # A built-in job that was deleted (its setting is 0): say how to bring it back.
                 raise JobNotFound(
@@ -137,6 +160,8 @@ class JobControl:
                 new=_schedule_text(info),
             )
             return info
+        if job_id in self._cron_jobs:
+            return await self._reschedule_cron(job_id, setting, cron, timezone, role)
         if cron is not None or interval_seconds is None:
             raise InvalidSchedule(
                 "cron",
@@ -158,13 +183,32 @@ class JobControl:
             ) from exc
         return self._scheduler.get_job(job_id)
 
+    async def _reschedule_cron(
+        self, job_id: str, setting: str, cron: str | None, timezone: str | None, role: Role
+    ) -> JobInfo:
+        if cron is None:
+            raise InvalidSchedule(
+                "interval_seconds",
+                f"built-in job '{job_id}' is cron-scheduled; set cron (or the setting {setting})",
+            )
+        if timezone is not None:
+            raise InvalidSchedule(
+                "timezone", f"built-in job '{job_id}' follows VS_TIMEZONE; leave timezone out"
+            )
+        try:
+            await self._settings.patch({setting: cron}, role=role)
+        except ApiSettingInvalid as exc:
+            reason = exc.message.removeprefix(f"{setting}: ")
+            raise InvalidSchedule("cron", f"{reason} (built-in job, setting {setting})") from exc
+        return self._scheduler.get_job(job_id)
+
     async def delete(self, job_id: str, *, role: Role) -> None:
         before = self._existing(job_id)
         setting = self.builtin_setting(job_id)
         if setting is not None:
-            # Disabling a built-in job is its interval setting going to 0, so it stays disabled
+            # Disabling a built-in job is its setting going to 0 (or ""), so it stays disabled
             # after a restart; the settings listener removes it from the scheduler.
-            await self._settings.patch({setting: 0}, role=role)
+            await self._settings.patch({setting: "" if job_id in self._cron_jobs else 0}, role=role)
             return
         self._scheduler.remove_job(job_id)
         logger.info("job_deleted", job_id=job_id, role=str(role), old=_schedule_text(before))

@@ -11,7 +11,7 @@ from datetime import timedelta
 from vintagestory_api.api_settings.service import ApiSettingsService
 from vintagestory_api.config import Settings
 
-from .builtin import BuiltinJob, builtin_job_settings, register_builtin_jobs
+from .builtin import BuiltinJob, builtin_job_settings, cron_job_ids, register_builtin_jobs
 from .control import JobControl
 from .cron import host_timezone, parse_timezone
 from .run_store import RunStore
@@ -37,7 +37,11 @@ class Scheduling:
         job control the routes use for changes that must outlive a restart."""
         register_builtin_jobs(self.service, self.api_settings, self.job_state, jobs)
         return JobControl(
-            self.service, self.api_settings, self.job_state, builtin_job_settings(jobs)
+            self.service,
+            self.api_settings,
+            self.job_state,
+            builtin_job_settings(jobs),
+            cron_job_ids(jobs),
         )
 
 

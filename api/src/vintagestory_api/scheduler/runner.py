@@ -12,6 +12,7 @@ import structlog
 
 from vintagestory_api.errors import ExpectedFailure
 
+from .context import bind_run, unbind_run
 from .errors import JobAlreadyRunning
 from .runs import (
     RunHistory,
@@ -143,6 +144,7 @@ class JobRunner:
         outcome: RunOutcome = "failed"
         reason: str | None = None
         failure: Exception | None = None
+        token = bind_run(run)
         try:
             async with scope:
                 value = await call()
@@ -160,6 +162,7 @@ class JobRunner:
         except Exception as exc:
             failure = exc
         finally:
+            unbind_run(token)
             if self._active.get(run.job_id) is active:
                 del self._active[run.job_id]
                 self._version += 1

@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta, tzinfo
+from typing import Any
 
 import structlog
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED
@@ -344,4 +346,24 @@ class SchedulerService(JobRegistry):
             quiet=spec.quiet,
         )
         # Still running, so changed later by the runner: the caller gets it as it is now.
+        return run.model_copy()
+
+    def run_call(
+        self,
+        job_id: str,
+        call: Callable[[], Awaitable[Mapping[str, Any] | None]],
+        *,
+        timeout_seconds: float | None = None,
+    ) -> JobRun:
+        """Record `call` as a manual run of `job_id`, which needs no schedule of its own.
+
+        For work that takes arguments a job cannot have (restore this backup): the run is
+        tracked, bounded, drained at shutdown and kept in the history like any other, under
+        `GET /jobs/{job_id}/runs`; one at a time per `job_id` (JobAlreadyRunning).
+        """
+        if not self.running:
+            raise SchedulerNotRunning("the scheduler is not running")
+        run, _ = self._runner.start(
+            job_id, call, trigger="manual", scheduled_for=None, timeout=timeout_seconds
+        )
         return run.model_copy()

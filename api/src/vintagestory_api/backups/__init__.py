@@ -1,0 +1,1 @@
+"""World backups: taken consistently, verified, compressed, pruned, downloaded and restored."""
