@@ -48,6 +48,7 @@ from vintagestory_api.metrics import router as metrics_router
 from vintagestory_api.metrics.service import MetricsService, build_metrics
 from vintagestory_api.mods import jobs as mods_jobs
 from vintagestory_api.mods import router as mods_router
+from vintagestory_api.mods.manager import build_mod_manager
 from vintagestory_api.mods.service import build_mods_service
 from vintagestory_api.scheduler import router as scheduler_router
 from vintagestory_api.scheduler.factory import build_scheduler
@@ -80,7 +81,8 @@ OPENAPI_TAGS = [
     },
     {
         "name": "mods",
-        "description": "Installed mods and their updates for the installed game version.",
+        "description": "Installed mods and their updates for the installed game version; "
+        "install, update, enable, disable, remove, roll back and upload them (admin).",
     },
     {
         "name": "server",
@@ -122,6 +124,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Built before the metrics, which sample the process it supervises; started (when
         # set to) once everything else runs, and stopped first, before the scheduler.
         gameserver = app.state.gameserver = build_game_server(settings, api_settings)
+        # Changes the mods: asks the game server for its version, holds its lifecycle while
+        # files move, and tells it when a running process is out of date.
+        app.state.mod_manager = build_mod_manager(settings, http_client, app.state.mods, gameserver)
+        await app.state.mod_manager.start()
 
         scheduling = build_scheduler(settings, api_settings)
         stack.push_async_callback(scheduling.close)
@@ -282,8 +288,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        # Path prefix -> cap for routes that need more than VS_MAX_BODY_BYTES (uploads).
-        larger_bodies={},
+        # Path prefix -> cap for routes that need more than VS_MAX_BODY_BYTES (uploads): a mod
+        # archive as large as a download may be, plus the multipart framing around it.
+        larger_bodies={f"{API_PREFIX}/mods/upload": settings.mod_max_download_bytes + 64 * 1024},
     )
     if settings.cors_origins:
         app.add_middleware(

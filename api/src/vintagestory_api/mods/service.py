@@ -30,6 +30,7 @@ from vintagestory_api.kit.version_numbers import (
 
 from .modinfo import ModFile, ModScanner
 from .schemas import InstalledMod, ModCache, ModDbEntry, ModDbInfo, ModList
+from .store import DISABLED_DIR
 
 logger = structlog.get_logger()
 
@@ -95,6 +96,9 @@ class ModsService:
         data_dir: Path,
         concurrency: int = 4,
         refresh_budget: float = 240.0,
+        server_dir: Path | None = None,
+        mods_dir: Path | None = None,
+        disabled_dir: Path | None = None,
     ) -> None:
         self._fetcher = fetcher
         self._api_url = api_url.rstrip("/")
@@ -103,7 +107,9 @@ class ModsService:
         self._concurrency = concurrency
         # Bounds a refresh with many slow lookups so it ends (and saves) before its job timeout.
         self._refresh_budget = refresh_budget
-        self._scanner = ModScanner(data_dir / "serverdata" / "Mods")
+        self._server_dir = server_dir or data_dir / "server"
+        self._scanner = ModScanner(mods_dir or data_dir / "serverdata" / "Mods")
+        self._disabled_scanner = ModScanner(disabled_dir or data_dir / DISABLED_DIR)
         self._scan_lock = threading.Lock()
         self._refresh_lock = asyncio.Lock()
         self._file = CacheFile(
@@ -125,20 +131,46 @@ class ModsService:
 
     async def mod_list(self) -> ModList:
         files = await self._scan()
-        game_version = await asyncio.to_thread(read_installed_game_version, self._data_dir)
+        game_version = await self._game_version()
         cache = self._cache
         return ModList(
             game_version=game_version,
-            mods=[self._view(f, cache.mods.get(f.modid or ""), game_version) for f in files],
+            mods=[
+                self._view(f, cache.mods.get(f.modid or ""), game_version, enabled=enabled)
+                for f, enabled in files
+            ],
             last_check=cache.last_check,
+        )
+
+    async def remember(self, modid: str, url: str, payload: Any, game_version: str | None) -> None:
+        """Keep what a lookup made for an install said, so GET /mods shows it at once."""
+        try:
+            entry = parse_mod(
+                url,
+                payload,
+                game_version=game_version,
+                site_url=self._site_url,
+                now=datetime.now(UTC),
+            )
+        except UpstreamError:
+            return
+        if entry is None:
+            return
+        mods = {**self._cache.mods, modid: entry}
+        self._cache = self._cache.model_copy(update={"mods": mods})
+        await self._save()
+
+    async def _game_version(self) -> str | None:
+        return await asyncio.to_thread(
+            read_installed_game_version, self._data_dir, server_dir=self._server_dir
         )
 
     async def refresh(self) -> dict[str, Any]:
         """Look up every installed mod; raises `ModRefreshFailed` when no lookup got an answer."""
         async with self._refresh_lock:
             files = await self._scan()
-            game_version = await asyncio.to_thread(read_installed_game_version, self._data_dir)
-            modids = sorted({f.modid for f in files if f.modid})
+            game_version = await self._game_version()
+            modids = sorted({f.modid for f, _ in files if f.modid})
             outcomes = await self._look_up_all(modids, game_version)
             now = datetime.now(UTC)
             mods: dict[str, ModDbEntry] = {}
@@ -180,7 +212,10 @@ class ModsService:
             await self._save()
             if unusable:
                 raise ModRefreshFailed(reason or "mod database could not be used")
-            views = [self._view(f, mods.get(f.modid or ""), game_version) for f in files]
+            views = [
+                self._view(f, mods.get(f.modid or ""), game_version, enabled=enabled)
+                for f, enabled in files
+            ]
             updates = sum(1 for view in views if view.moddb and view.moddb.update_available)
             return {
                 "mods": len(files),
@@ -241,15 +276,20 @@ class ModsService:
             )
         return outcomes
 
-    async def _scan(self) -> list[ModFile]:
+    async def _scan(self) -> list[tuple[ModFile, bool]]:
+        """Every mod file, and whether it is enabled (in Mods, not in mods-disabled)."""
         return await asyncio.to_thread(self._scan_locked)
 
-    def _scan_locked(self) -> list[ModFile]:
+    def _scan_locked(self) -> list[tuple[ModFile, bool]]:
         with self._scan_lock:
-            return self._scanner.scan()
+            return [(f, True) for f in self._scanner.scan()] + [
+                (f, False) for f in self._disabled_scanner.scan()
+            ]
 
     @staticmethod
-    def _view(file: ModFile, entry: ModDbEntry | None, game_version: str | None) -> InstalledMod:
+    def _view(
+        file: ModFile, entry: ModDbEntry | None, game_version: str | None, *, enabled: bool
+    ) -> InstalledMod:
         moddb = None
         if file.modid is not None and entry is not None:
             # Compatibility was computed for the game version installed at refresh time.
@@ -272,6 +312,8 @@ class ModsService:
             version=file.version,
             side=file.side,
             file=file.file,
+            enabled=enabled,
+            dependencies=dict(file.dependencies),
             error=file.error,
             moddb=moddb,
         )
@@ -287,6 +329,9 @@ def build_mods_service(settings: Settings, client: httpx.AsyncClient) -> ModsSer
         api_url=str(settings.mod_api_url),
         data_dir=settings.data_dir,
         concurrency=settings.moddb_concurrency,
+        server_dir=settings.game_server_dir,
+        mods_dir=settings.game_data_dir / "Mods",
+        disabled_dir=settings.data_dir.absolute() / DISABLED_DIR,
     )
 
 
