@@ -340,9 +340,17 @@ async def test_upload_installs_a_mod_not_in_the_database_with_the_same_checks(
         text = await client.post(
             f"{MODS}/upload", files={"file": ("notes.zip", b"hello", "text/plain")}, headers=ADMIN
         )
+        malformed = await client.post(
+            f"{MODS}/upload",
+            content=b"--b\r\nTrue--b--\r\n",
+            headers={**ADMIN, "Content-Type": "multipart/form-data; boundary=b"},
+        )
+        no_file = await client.post(f"{MODS}/upload", data={"other": "x"}, headers=ADMIN)
     assert data["changes"][0]["reason"] == "carryon 1.12.1 installed"
     assert "zip bomb" in _error(bomb, 422, "MOD_ARCHIVE_UNSAFE")
     assert _error(text, 422, "MOD_ARCHIVE_INVALID") == "upload notes.zip: not a zip archive"
+    assert "not valid multipart/form-data" in _error(malformed, 422, "VALIDATION_ERROR")
+    assert _error(no_file, 422, "VALIDATION_ERROR").startswith("file:")
     assert _zips(vs_settings.data_dir) == {"CarryOn-custom.zip": archive}
 
 
