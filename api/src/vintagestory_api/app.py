@@ -32,9 +32,10 @@ from vintagestory_api.errors import (
 )
 from vintagestory_api.gameserver import router as gameserver_router
 from vintagestory_api.gameserver.exits import Timings
-from vintagestory_api.gameserver.install import PreSwitch, build_installer
+from vintagestory_api.gameserver.install import ModCheck, PreSwitch, build_installer
 from vintagestory_api.gameserver.launch import LaunchConfig
 from vintagestory_api.gameserver.process import Launcher
+from vintagestory_api.gameserver.schemas import IncompatibleMod
 from vintagestory_api.gameserver.service import GameServerService
 from vintagestory_api.health import router as health_router
 from vintagestory_api.health.disk import DiskProbe
@@ -53,6 +54,7 @@ from vintagestory_api.metrics import router as metrics_router
 from vintagestory_api.metrics.service import MetricsService, build_metrics
 from vintagestory_api.mods import jobs as mods_jobs
 from vintagestory_api.mods import router as mods_router
+from vintagestory_api.mods.manager import ModManager, build_mod_manager
 from vintagestory_api.mods.service import build_mods_service
 from vintagestory_api.scheduler import router as scheduler_router
 from vintagestory_api.scheduler.factory import build_scheduler
@@ -86,7 +88,8 @@ OPENAPI_TAGS = [
     },
     {
         "name": "mods",
-        "description": "Installed mods and their updates for the installed game version.",
+        "description": "Installed mods and their updates for the installed game version; "
+        "install, update, enable, disable, remove, roll back and upload them (admin).",
     },
     {
         "name": "server",
@@ -135,6 +138,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         installed = gameserver.installed_version
         app.state.versions = build_versions_service(settings, http_client, installed)
         app.state.mods = build_mods_service(settings, http_client, installed)
+        # Changes the mods: asks the game server for its version, holds its lifecycle while
+        # files move, and tells it when a running process is out of date.
+        app.state.mod_manager = build_mod_manager(settings, http_client, app.state.mods, gameserver)
+        await app.state.mod_manager.start()
 
         scheduling = build_scheduler(settings, api_settings)
         stack.push_async_callback(scheduling.close)
@@ -164,7 +171,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The versions service tells the installer what each version's download is; the
         # backups service backs the world up before every switch.
         installer = build_installer(
-            settings, gameserver, http_client, app.state.versions, _pre_update_backup(backups)
+            settings,
+            gameserver,
+            http_client,
+            app.state.versions,
+            _pre_update_backup(backups),
+            _mod_check(app.state.mod_manager),
         )
         app.state.installer = installer
         await installer.start()
@@ -210,6 +222,14 @@ def _pre_update_backup(backups: BackupService) -> PreSwitch:
         return backup.id
 
     return back_up
+
+
+def _mod_check(mods: ModManager) -> ModCheck:
+    async def check(game_version: str) -> list[IncompatibleMod]:
+        found = await mods.incompatible_with(game_version)
+        return [IncompatibleMod.model_validate(m.model_dump()) for m in found]
+
+    return check
 
 
 def _make_data_dirs(settings: Settings) -> None:
@@ -327,8 +347,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         RequestLimitsMiddleware,
         max_body_bytes=settings.max_body_bytes,
-        # Path prefix -> cap for routes that need more than VS_MAX_BODY_BYTES (uploads).
-        larger_bodies={},
+        # Path prefix -> cap for routes that need more than VS_MAX_BODY_BYTES (uploads): a mod
+        # archive as large as a download may be, plus the multipart framing around it.
+        larger_bodies={f"{API_PREFIX}/mods/upload": settings.mod_max_download_bytes + 64 * 1024},
     )
     if settings.cors_origins:
         app.add_middleware(

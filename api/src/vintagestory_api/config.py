@@ -96,6 +96,25 @@ class Settings(BaseSettings):
     moddb_concurrency: int = Field(
         default=4, ge=1, le=16, description="Mod database lookups in flight at once"
     )
+    mod_max_download_bytes: int = Field(
+        default=256 * 1024 * 1024,
+        ge=1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="Largest mod archive downloaded or uploaded; larger ones are refused",
+    )
+    mod_download_deadline: float = Field(
+        default=600.0,
+        gt=0,
+        le=3600,
+        description="Longest one mod download may take in total, retries included",
+    )
+    mod_previous_kept: int = Field(
+        default=3,
+        ge=1,
+        le=50,
+        description="Replaced or removed versions kept per mod in <data>/mods-previous for "
+        "rollback",
+    )
     min_free_disk_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=0,

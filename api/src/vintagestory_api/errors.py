@@ -318,6 +318,10 @@ def _without_trailing_slash_matches(request: Request) -> bool:
     return any(route.matches(scope)[0] is not Match.NONE for route in request.app.router.routes)
 
 
+def _is_multipart(request: Request) -> bool:
+    return request.headers.get("content-type", "").lower().startswith("multipart/form-data")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Map every failure to the one error envelope.
 
@@ -337,6 +341,17 @@ def install_error_handlers(app: FastAPI) -> None:
             # A body that is not even text is invalid input like malformed JSON: 422, as declared.
             return JSONResponse(
                 error_body("VALIDATION_ERROR", "request body could not be decoded"),
+                status_code=422,
+            )
+        if exc.status_code == 400 and _is_multipart(request):
+            # Starlette's multipart parser answers a malformed form with a bare 400; it is
+            # invalid input like malformed JSON, so the same documented 422.
+            reason = exc.detail if isinstance(exc.detail, str) else "malformed"
+            return JSONResponse(
+                error_body(
+                    "VALIDATION_ERROR",
+                    f"request body is not valid multipart/form-data: {clip(reason)}",
+                ),
                 status_code=422,
             )
         code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")

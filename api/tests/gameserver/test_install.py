@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.installs import INSTALL, ROLLBACK, SERVER, install_settings, wait_install
 from tests.support.keys import ADMIN_KEY, MONITOR_KEY
+from tests.support.mod_db import carryon_modinfo, zip_bytes
 from tests.support.server_tarball import Entry, StubCdn, server_tarball, tree_digest
 from tests.support.stub_server import Fault, StubServer
 from tests.support.vs_wiring import running_app
@@ -235,3 +236,38 @@ async def test_a_version_whose_runtime_is_missing_is_refused_without_touching_th
     assert "1.22.7 needs the .NET 10 runtime" in error["message"]
     assert cdn.stub.count(path) == 0
     assert tree_digest(root) == before
+
+
+@pytest.fixture
+def with_mod_database(cdn: StubCdn, overrides: dict[str, Any]) -> None:
+    # The stub that is the CDN also answers as the mod database (real-shaped records).
+    overrides["mod_api_url"] = f"{cdn.url}/api"
+
+
+@pytest.mark.usefixtures("with_mod_database")
+async def test_a_dry_run_lists_the_mods_the_new_version_breaks_and_changes_nothing(
+    api: httpx.AsyncClient, cdn: StubCdn, settings: Settings
+) -> None:
+    cdn.publish("1.21.3", server_tarball("1.21.3"))
+    assert (await _install(api, "1.21.3"))["stage"] == "done"
+    mods = settings.game_data_dir / "Mods"
+    mods.mkdir(parents=True, exist_ok=True)
+    # Carry On 1.12.1 is tagged for 1.21.0-1.21.3: fine now, not verified for 1.21.6.
+    (mods / "carryon-1.12.1.zip").write_bytes(zip_bytes(carryon_modinfo("1.12.1")))
+    cdn.publish("1.21.6", server_tarball("1.21.6"))
+    response = await api.post(INSTALL, json={"version": "1.21.6", "dry_run": True})
+    assert response.status_code == 200, response.text
+    op = response.json()["data"]
+    assert (op["dry_run"], op["stage"], op["version"]) == (True, "done", "1.21.6")
+    [carryon] = op["incompatible_mods"]
+    assert (carryon["modid"], carryon["installed_version"]) == ("carryon", "1.12.1")
+    assert carryon["compatibility"] == "not_verified"
+    # Nothing was downloaded or switched, and the last real operation is still the one shown.
+    assert not any("1.21.6" in path for path in cdn.stub.requests)
+    assert (await _status(api))["installed_version"] == "1.21.3"
+    shown = (await api.get(INSTALL)).json()["data"]
+    assert (shown["version"], shown["dry_run"]) == ("1.21.3", False)
+    # The real install lists the same before it goes ahead.
+    op = await _install(api, "1.21.6")
+    assert op["stage"] == "done"
+    assert [m["modid"] for m in op["incompatible_mods"]] == ["carryon"]

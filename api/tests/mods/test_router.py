@@ -56,7 +56,19 @@ async def test_mods_show_latest_and_updates_for_installed_game_version(
     assert body["data"]["game_version"] == "1.22.3"
     mods = _by_id(body)
     carryon, smex = mods["carryon"], mods["smex"]
-    assert set(carryon) == {"modid", "name", "version", "side", "file", "error", "moddb"}
+    assert set(carryon) == {
+        "modid",
+        "name",
+        "version",
+        "side",
+        "file",
+        "enabled",
+        "dependencies",
+        "error",
+        "moddb",
+    }
+    assert carryon["enabled"] is True
+    assert smex["dependencies"] == {"game": "1.22.0", "exlib": "0.1.0", "ppex": "0.1.0"}
     assert (carryon["name"], carryon["version"], carryon["file"]) == (
         "Carry On",
         "1.12.1",

@@ -1,8 +1,9 @@
 """A real HTTP server on 127.0.0.1 standing in for the Vintage Story APIs, with switchable faults.
 
-It serves `tests/fixtures/vintagestory/`: `/stable.json`, `/unstable.json` and
-`/api/mod/{modid}` (`mod-{modid}.json`, else the database's "not found" answer); `bodies` adds
-or replaces any path (a game server tarball as the CDN would serve it). A fault set
+It serves `tests/fixtures/vintagestory/`: `/stable.json`, `/unstable.json`, `/api/mods`
+(`mods-search.json`) and `/api/mod/{modid}` (`mod-{modid}.json`, else the database's "not
+found" answer); `bodies` adds or replaces paths (mod database records, release zips, a game
+server tarball as the CDN would serve it). A fault set
 for a path (or for every path) replaces the normal answer; `stop()` gives "connection refused"
 on the same port and `start()` brings the server back.
 """
@@ -28,7 +29,7 @@ Fault = Literal[
     "wrong_shape",  # valid JSON that is neither a versions list nor a mod answer
     "huge",  # a 50 MiB body with its Content-Length declared
     "huge_undeclared",  # a 50 MiB body without Content-Length (ends when the connection closes)
-    "truncated",  # the path's body with its full Content-Length, but only half of it sent
+    "truncated",  # the path's body declared in full, half of it sent, then the connection closed
 ]
 
 HUGE_BYTES = 50 * 1024 * 1024
@@ -80,6 +81,10 @@ class StubServer:
             self._thread.join(timeout=5)
             self._thread = None
 
+    def release(self) -> None:
+        """End every stall now (and any later one at once), as `stop()` does, without stopping."""
+        self._release.set()
+
     def clear_faults(self) -> None:
         self.fault = None
         self.path_faults.clear()
@@ -122,6 +127,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if fault is None:
                 self._normal(stub, path)
+            elif fault == "truncated":
+                body = stub.bodies.get(path, b"{}")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body[: len(body) // 2])
             else:
                 self._fault(stub, fault, path)
         except (BrokenPipeError, ConnectionResetError):
@@ -130,6 +141,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _normal(self, stub: StubServer, path: str) -> None:
         if path in stub.bodies:
             self._send(200, stub.bodies[path])
+            return
+        if path == "/api/mods":
+            self._send(200, (FIXTURES / "mods-search.json").read_bytes())
             return
         if path in ("/stable.json", "/unstable.json"):
             self._send(200, (FIXTURES / path.lstrip("/")).read_bytes())
@@ -144,14 +158,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(404, b'{"error": "no such path"}')
 
     def _fault(self, stub: StubServer, fault: Fault, path: str) -> None:
-        if fault == "truncated":
-            body = stub.bodies.get(path, b"x" * 1000)
-            self.send_response(200)
-            self.send_header("Content-Type", "application/gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-        elif fault == "500":
+        if fault == "500":
             self._send(500, b"internal server error", content_type="text/plain")
         elif fault == "hang":
             stub.stall(_MAX_STALL_SECONDS)

@@ -39,7 +39,14 @@ from .errors import (
     VersionAlreadyCurrent,
     VersionNotFound,
 )
-from .schemas import ErrorInfo, InstallOperation, InstallRequest, InstallStage, RollbackRequest
+from .schemas import (
+    ErrorInfo,
+    IncompatibleMod,
+    InstallOperation,
+    InstallRequest,
+    InstallStage,
+    RollbackRequest,
+)
 from .service import GameServerService
 from .states import PROCESS_STATES
 from .unpack import unpack
@@ -65,6 +72,11 @@ class PreSwitch(Protocol):
         world yet; raises (an ApiError) when it fails, and then nothing is switched."""
 
 
+class ModCheck(Protocol):
+    async def __call__(self, game_version: str) -> list[IncompatibleMod]:
+        """The enabled mods `game_version` would not verifiably run."""
+
+
 class ReleaseSource(Protocol):
     async def release(self, wanted: str) -> Release | None:
         """`wanted` is a version, `stable` or `unstable`; None when no such version exists."""
@@ -85,8 +97,11 @@ class InstallService:
         client: httpx.AsyncClient,
         limits: InstallLimits,
         pre_switch: PreSwitch | None = None,
+        mod_check: ModCheck | None = None,
     ) -> None:
         self._gameserver = gameserver
+        # The mods domain, also above this one: what the new version would break.
+        self._mod_check = mod_check
         # The backups domain sits above this one: app.py hands in its pre_update backup.
         self._pre_switch = pre_switch
         self._releases = releases
@@ -123,11 +138,25 @@ class InstallService:
             current = await asyncio.to_thread(self._dir.current)
             if release.version == current:
                 raise VersionAlreadyCurrent(f"{release.version} is already the current version")
-            self._refuse_if_running(request.restart)
+            if not request.dry_run:
+                self._refuse_if_running(request.restart)
             await self._gameserver.check_runtime(release.version)
             op = InstallOperation.begun(
                 "install", request.version, release.version, current, request.restart, role
             )
+            if self._mod_check is not None:
+                op.incompatible_mods = await self._mod_check(release.version)
+            if request.dry_run:
+                # What it would do, answered at once; the last real operation stays the one
+                # GET /server/install shows.
+                op.dry_run, op.stage, op.finished_at = True, "done", datetime.now(UTC)
+                return op
+            if op.incompatible_mods:
+                logger.warning(
+                    "game_server_install_mods_incompatible",
+                    version=release.version,
+                    mods=[m.modid for m in op.incompatible_mods],
+                )
             self._begin(op, self._install(op, release, role))
         return op.model_copy()
 
@@ -317,6 +346,7 @@ def build_installer(
     client: httpx.AsyncClient,
     releases: ReleaseSource,
     pre_switch: PreSwitch | None = None,
+    mod_check: ModCheck | None = None,
 ) -> InstallService:
     return InstallService(
         gameserver,
@@ -331,4 +361,5 @@ def build_installer(
             cdn_url=str(settings.cdn_url) if settings.cdn_url is not None else None,
         ),
         pre_switch,
+        mod_check,
     )

@@ -163,17 +163,26 @@ _BEGUN: dict[int | str, dict[str, Any]] = {
     "installed versions and makes it current, keeping the one before for POST /server/rollback. "
     'A running server is refused (SERVER_RUNNING) unless `"restart": true`: it is then stopped '
     "gracefully, switched and started, and put back on the old version if the new one does not "
-    "become ready. One install or rollback at a time.",
+    "become ready. One install or rollback at a time. The enabled mods the new version would "
+    'not verifiably run are listed in incompatible_mods first; `"dry_run": true` only lists '
+    "them (200, nothing downloaded or switched).",
     responses={
         **_BEGUN,
+        200: {
+            "model": ApiResponse[InstallOperation],
+            "description": "dry_run: what it would do (incompatible_mods); nothing changed",
+        },
         **_SWITCH_ERRORS,
         **error_responses(VersionNotFound, VersionAlreadyCurrent, VersionsUnavailable),
     },
 )
 async def install(
-    installer: InstallerDep, role: AdminDep, body: InstallRequest
+    installer: InstallerDep, role: AdminDep, body: InstallRequest, response: Response
 ) -> ApiResponse[InstallOperation]:
-    return ok(await installer.install(body, str(role)))
+    op = await installer.install(body, str(role))
+    if op.dry_run:
+        response.status_code = 200
+    return ok(op)
 
 
 @router.get(

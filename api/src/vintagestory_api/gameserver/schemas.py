@@ -234,6 +234,26 @@ class InstallRequest(BaseModel):
         "(and go back to the old one if the new one does not become ready). Without it a "
         "running server is refused with SERVER_RUNNING",
     )
+    dry_run: bool = Field(
+        default=False,
+        description="Only check: resolve the version, check the runtime and list the mods the "
+        "new version would not verifiably run; nothing is downloaded or switched (200)",
+    )
+
+
+class IncompatibleMod(BaseModel):
+    """An enabled mod the version to install does not verifiably run (from the mod database)."""
+
+    modid: str
+    installed_version: str | None
+    compatibility: str = Field(
+        description="not_verified (made for another patch of the same minor), incompatible, "
+        "or unknown (the mod database could not say)"
+    )
+    compatible_release: str | None = Field(
+        description="The release to update to for the new version, when there is one"
+    )
+    reason: str = Field(examples=["carryon 1.12.1 is made for 1.21.0, 1.21.1, 1.21.2, 1.21.3"])
 
 
 class RollbackRequest(BaseModel):
@@ -262,6 +282,12 @@ class InstallOperation(BaseModel):
         "and started again; error says why"
     )
     error: ErrorInfo | None = Field(description="Why it failed (stage failed)")
+    dry_run: bool = Field(default=False, description="Only checked; nothing was changed")
+    incompatible_mods: list[IncompatibleMod] | None = Field(
+        default=None,
+        description="Enabled mods the new version does not verifiably run, checked before "
+        "anything is downloaded; null when they were not checked (a rollback)",
+    )
     backup_id: str | None = Field(
         default=None,
         description="The pre_update world backup taken before the switch (GET /backups/{id}); "

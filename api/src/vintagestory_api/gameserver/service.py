@@ -1,9 +1,10 @@
 """The game server facade: what routes and other domains call, never the internals.
 
-Other domains (backups, schedules) take `lifecycle()` around work that must not overlap a
-start or stop, read `status()`, `pid` and `players()`, and send console commands. The installer
-holds the lifecycle while it switches versions and stops and starts through `stop_held` and
-`start_held`.
+Other domains (backups, mods, schedules) take `lifecycle()` around work that must not overlap
+a start or stop, read `status()`, `pid`, `installed_version()` and `players()`, send console
+commands, and note with `add_restart_reason()` that the running process is out of date. The
+installer holds the lifecycle while it switches versions and stops and starts through
+`stop_held` and `start_held`.
 """
 
 from __future__ import annotations
@@ -168,12 +169,18 @@ class GameServerService:
             players_online=self.players_online,
             last_exit=sup.last_exit,
             restart_pending=RestartPending(
-                pending=sup.restart_at is not None,
-                reasons=["crash"] if sup.restart_at is not None else [],
+                pending=sup.restart_at is not None or bool(sup.restart_reasons),
+                reasons=(["crash"] if sup.restart_at is not None else []) + sup.restart_reasons,
                 at=sup.restart_at,
             ),
             crash_loop=sup.crash_loop,
         )
+
+    def add_restart_reason(self, reason: str) -> bool:
+        """Another domain changed what the running game server loaded at its start (a mod):
+        `restart_pending` shows `reason` until the next start. False (nothing noted) when no
+        process is starting or running, since the next start reads the new files anyway."""
+        return self._supervisor.add_restart_reason(reason)
 
     def events(self, limit: int) -> LifecycleEvents:
         return LifecycleEvents(events=list(reversed(self._supervisor.events))[:limit])

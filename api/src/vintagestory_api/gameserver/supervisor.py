@@ -50,6 +50,7 @@ EVENTS_KEPT = 500
 # A localized server has no English ready line; past RunGame it is ready within moments.
 RUN_GAME_FALLBACK = 5.0
 LAST_LINES = 20
+RESTART_REASONS_KEPT = 50
 
 
 class Supervisor:
@@ -73,6 +74,9 @@ class Supervisor:
         self.version: str | None = config.installed_version()
         self.crash_loop = False
         self.restart_at: datetime | None = None
+        # Why the running process should be restarted (a mod changed under it); a new process
+        # reads the current files, so every start clears them, and so does every exit.
+        self.restart_reasons: list[str] = []
         # Every reason from the start, so a counter's first increase is seen (a series that
         # appears at 1 has no increase to show).
         self.restarts: dict[str, int] = dict.fromkeys(RESTART_REASONS, 0)
@@ -141,6 +145,18 @@ class Supervisor:
             )
         )
         logger.info(f"game_server_{kind}", state=str(self._state), role=role, detail=detail)
+
+    def add_restart_reason(self, reason: str) -> bool:
+        """Note why the running process is out of date; False when no process would care."""
+        # A starting or running process has loaded (or is loading) its mods; a stopping one
+        # will not run again.
+        if self._state not in UP_STATES:
+            return False
+        if reason not in self.restart_reasons:
+            if len(self.restart_reasons) >= RESTART_REASONS_KEPT:
+                del self.restart_reasons[0]
+            self.restart_reasons.append(reason)
+        return True
 
     def _busy(self, holder: str | None = None) -> None:
         """Refuse while an action runs, or while someone other than `holder` holds the server."""
@@ -279,6 +295,7 @@ class Supervisor:
         self._run = run
         self.players.clear()
         self.restart_at = None
+        self.restart_reasons.clear()
         self.change_state(ServerState.STARTING, "spawned", role=role, detail=f"pid {process.pid}")
         self._spawn_task(self._watch(run), run)
         self._spawn_task(self._start_deadline(run), run)
@@ -387,6 +404,7 @@ class Supervisor:
         self.last_exit = describe_exit(run, status, self.console.tail(LAST_LINES))
         error, ended_by = self.last_exit.error, self.last_exit.ended_by
         self.players.clear()
+        self.restart_reasons.clear()
         detail = f"exit {status}, ended by {ended_by}"
         if run.stop_requested:
             self.change_state(ServerState.STOPPED, "stopped", detail=detail)

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 import httpx
 import structlog
@@ -88,11 +91,12 @@ class JsonFetcher:
         """Parsed JSON body of `url`; raises `UpstreamError` (or a subclass) with a reason."""
         try:
             async with asyncio.timeout(self.policy.deadline):
-                body = await self._get_with_retries(url)
+                body = await self._get_with_retries(url, _MemorySink, self.policy.max_bytes)
         except TimeoutError:
             raise UpstreamUnreachable(
                 url, f"no complete answer within {self.policy.deadline:g}s"
             ) from None
+        assert isinstance(body, bytes)
         try:
             if len(body) > _PARSE_IN_THREAD_BYTES:
                 return await asyncio.to_thread(json.loads, body)
@@ -100,11 +104,33 @@ class JsonFetcher:
         except (ValueError, RecursionError) as exc:
             raise UpstreamError(url, f"invalid JSON: {_short(exc)}") from None
 
-    async def _get_with_retries(self, url: str) -> bytes:
+    async def download(self, url: str, dest: Path, *, max_bytes: int, deadline: float) -> int:
+        """Stream `url` into the file `dest` (created or truncated); the number of bytes.
+
+        A file, not memory: a download may be far larger than any JSON answer. A body cut short
+        (fewer bytes than its declared length) is an error, never a shorter file.
+        """
+        try:
+            async with asyncio.timeout(deadline):
+                size = await self._get_with_retries(
+                    url, lambda: _FileSink(dest), max_bytes, accept="*/*"
+                )
+        except TimeoutError:
+            raise UpstreamUnreachable(url, f"download not complete within {deadline:g}s") from None
+        assert isinstance(size, int)
+        return size
+
+    async def _get_with_retries(
+        self,
+        url: str,
+        sink: Callable[[], _Sink],
+        limit: int,
+        accept: str | None = None,
+    ) -> bytes | int:
         attempt = 0
         while True:
             try:
-                return await self._get_once(url)
+                return await self._get_once(url, sink(), limit, accept)
             except _Retryable as exc:
                 if attempt >= self.policy.retries:
                     raise UpstreamUnreachable(url, exc.reason) from None
@@ -119,10 +145,10 @@ class JsonFetcher:
                 )
                 await asyncio.sleep(delay)
 
-    async def _get_once(self, url: str) -> bytes:
-        limit = self.policy.max_bytes
+    async def _get_once(self, url: str, sink: _Sink, limit: int, accept: str | None) -> bytes | int:
+        headers = {"Accept": accept} if accept else None
         try:
-            async with self._client.stream("GET", url) as response:
+            async with self._client.stream("GET", url, headers=headers) as response:
                 if response.status_code >= 500:
                     raise _Retryable(f"HTTP {response.status_code}")
                 if response.status_code >= 400:
@@ -132,14 +158,14 @@ class JsonFetcher:
                     raise ResponseTooLarge(
                         url, f"response of {int(declared)} bytes exceeds the {limit} byte limit"
                     )
-                chunks: list[bytes] = []
                 received = 0
-                async for chunk in response.aiter_bytes():
-                    received += len(chunk)
-                    if received > limit:
-                        raise ResponseTooLarge(url, f"response exceeds the {limit} byte limit")
-                    chunks.append(chunk)
-                return b"".join(chunks)
+                with sink:
+                    async for chunk in response.aiter_bytes():
+                        received += len(chunk)
+                        if received > limit:
+                            raise ResponseTooLarge(url, f"response exceeds the {limit} byte limit")
+                        await sink.write(chunk)
+                    return await sink.finish()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError) as exc:
             # Nothing (or a broken reply) came back: worth another try after a pause.
             raise _Retryable(describe_http_error(exc)) from None
@@ -149,6 +175,72 @@ class JsonFetcher:
             raise UpstreamUnreachable(url, describe_http_error(exc)) from None
         except httpx.HTTPError as exc:
             raise UpstreamUnreachable(url, describe_http_error(exc)) from None
+        except OSError as exc:
+            raise UpstreamError(url, f"cannot write the download: {exc.strerror or exc}") from None
+
+
+class _Sink:
+    """Where one attempt's body goes; a retry starts a fresh one."""
+
+    def __enter__(self) -> _Sink:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        return None
+
+    async def write(self, chunk: bytes) -> None:
+        raise NotImplementedError
+
+    async def finish(self) -> bytes | int:
+        raise NotImplementedError
+
+
+class _MemorySink(_Sink):
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    async def write(self, chunk: bytes) -> None:
+        self._chunks.append(chunk)
+
+    async def finish(self) -> bytes:
+        return b"".join(self._chunks)
+
+
+class _FileSink(_Sink):
+    # Chunks are gathered and written in a thread in pieces of this size, so the event loop
+    # neither blocks on the disk nor pays a thread hop per small network chunk.
+    _BATCH = 1024 * 1024
+
+    def __init__(self, path: Path) -> None:
+        self._file: BinaryIO = path.open("wb")
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._size = 0
+
+    def __exit__(self, *_: object) -> None:
+        self._file.close()
+
+    async def write(self, chunk: bytes) -> None:
+        self._pending.append(chunk)
+        self._pending_bytes += len(chunk)
+        self._size += len(chunk)
+        if self._pending_bytes >= self._BATCH:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        await asyncio.to_thread(self._file.write, data)
+
+    async def finish(self) -> int:
+        await self._flush()
+        await asyncio.to_thread(self._sync)
+        return self._size
+
+    def _sync(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
 
 
 class _Retryable(Exception):

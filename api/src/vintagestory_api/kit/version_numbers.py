@@ -73,12 +73,13 @@ def newest(versions: list[str]) -> str | None:
     return best
 
 
-def read_installed_game_version(data_dir: Path) -> str | None:
-    """The installed server version from `<data>/server/current_version`, or None.
+def read_installed_game_version(data_dir: Path, *, server_dir: Path | None = None) -> str | None:
+    """The installed server version from `current_version` in `server_dir` (default
+    `<data>/server`), or None.
 
     Read on requests, so nothing about the file may fail one: unreadable is unknown (logged).
     """
-    path = data_dir / "server" / "current_version"
+    path = (server_dir or data_dir / "server") / "current_version"
     try:
         raw = read_file_bytes(path, 255)
     except (FileNotFoundError, NotADirectoryError):

@@ -23,6 +23,7 @@ MAX_MODINFO_BYTES = 256 * 1024
 MAX_ARCHIVE_UNPACKED_BYTES = 1024 * 1024 * 1024
 MAX_ARCHIVE_ENTRIES = 20_000
 MAX_SOURCE_BYTES = 1024 * 1024
+MAX_DEPENDENCIES = 100
 
 _SIDES = {"server": "server", "client": "client", "universal": "universal", "both": "universal"}
 # Code-only mods declare themselves with an assembly attribute instead of a modinfo.json.
@@ -47,6 +48,8 @@ class ModFile:
     version: str | None = None
     side: str | None = None
     error: str | None = None
+    # modid -> lowest version it needs ("" or "*": any), as `modinfo.json` declares them.
+    dependencies: tuple[tuple[str, str], ...] = ()
 
 
 def parse_modinfo(raw: bytes, *, file: str) -> ModFile:
@@ -80,7 +83,21 @@ def parse_modinfo(raw: bytes, *, file: str) -> ModFile:
         name=name,
         version=_text(fields.get("version")),
         side=_SIDES.get(side.lower(), side) if side else "universal",
+        dependencies=_dependencies(fields.get("dependencies")),
     )
+
+
+def _dependencies(value: Any) -> tuple[tuple[str, str], ...]:
+    # The game ignores what it cannot read here rather than refusing the mod; so do we.
+    if not isinstance(value, dict):
+        return ()
+    found: list[tuple[str, str]] = []
+    for key, version in value.items():
+        modid = str(key).strip().lower()
+        if modid and len(found) < MAX_DEPENDENCIES:
+            text = _text(version)
+            found.append((modid, "" if text is None or text == "*" else text))
+    return tuple(found)
 
 
 def read_zip_mod(path: Path) -> ModFile:
@@ -91,7 +108,7 @@ def read_zip_mod(path: Path) -> ModFile:
             if len(infos) > MAX_ARCHIVE_ENTRIES:
                 raise ModInfoError(f"archive has {len(infos)} entries, more than allowed")
             for info in infos:
-                if _unsafe_member(info.filename):
+                if unsafe_member(info.filename):
                     raise ModInfoError(f"unsafe path in archive: {info.filename[:100]!r}")
             unpacked = sum(info.file_size for info in infos)
             if unpacked > MAX_ARCHIVE_UNPACKED_BYTES:
@@ -205,7 +222,7 @@ def _read_entry(path: Path, st: Any) -> ModFile | None:
     return None
 
 
-def _unsafe_member(name: str) -> bool:
+def unsafe_member(name: str) -> bool:
     normalized = name.replace("\\", "/")
     if "\x00" in normalized or normalized.startswith("/"):
         return True

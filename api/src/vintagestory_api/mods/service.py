@@ -32,6 +32,7 @@ from vintagestory_api.kit.version_numbers import (
 
 from .modinfo import ModFile, ModScanner
 from .schemas import InstalledMod, ModCache, ModDbEntry, ModDbInfo, ModList
+from .store import DISABLED_DIR
 
 logger = structlog.get_logger()
 
@@ -98,6 +99,8 @@ class ModsService:
         concurrency: int = 4,
         refresh_budget: float = 240.0,
         installed_version: Callable[[], str | None] | None = None,
+        mods_dir: Path | None = None,
+        disabled_dir: Path | None = None,
     ) -> None:
         self._fetcher = fetcher
         # The game server's own answer when wired (app.py); else <data>/server/current_version.
@@ -110,7 +113,8 @@ class ModsService:
         self._concurrency = concurrency
         # Bounds a refresh with many slow lookups so it ends (and saves) before its job timeout.
         self._refresh_budget = refresh_budget
-        self._scanner = ModScanner(data_dir / "serverdata" / "Mods")
+        self._scanner = ModScanner(mods_dir or data_dir / "serverdata" / "Mods")
+        self._disabled_scanner = ModScanner(disabled_dir or data_dir / DISABLED_DIR)
         self._scan_lock = threading.Lock()
         self._refresh_lock = asyncio.Lock()
         self._file = CacheFile(
@@ -132,20 +136,44 @@ class ModsService:
 
     async def mod_list(self) -> ModList:
         files = await self._scan()
-        game_version = await asyncio.to_thread(self._installed_version)
+        game_version = await self._game_version()
         cache = self._cache
         return ModList(
             game_version=game_version,
-            mods=[self._view(f, cache.mods.get(f.modid or ""), game_version) for f in files],
+            mods=[
+                self._view(f, cache.mods.get(f.modid or ""), game_version, enabled=enabled)
+                for f, enabled in files
+            ],
             last_check=cache.last_check,
         )
+
+    async def remember(self, modid: str, url: str, payload: Any, game_version: str | None) -> None:
+        """Keep what a lookup made for an install said, so GET /mods shows it at once."""
+        try:
+            entry = parse_mod(
+                url,
+                payload,
+                game_version=game_version,
+                site_url=self._site_url,
+                now=datetime.now(UTC),
+            )
+        except UpstreamError:
+            return
+        if entry is None:
+            return
+        mods = {**self._cache.mods, modid: entry}
+        self._cache = self._cache.model_copy(update={"mods": mods})
+        await self._save()
+
+    async def _game_version(self) -> str | None:
+        return await asyncio.to_thread(self._installed_version)
 
     async def refresh(self) -> dict[str, Any]:
         """Look up every installed mod; raises `ModRefreshFailed` when no lookup got an answer."""
         async with self._refresh_lock:
             files = await self._scan()
-            game_version = await asyncio.to_thread(self._installed_version)
-            modids = sorted({f.modid for f in files if f.modid})
+            game_version = await self._game_version()
+            modids = sorted({f.modid for f, _ in files if f.modid})
             outcomes = await self._look_up_all(modids, game_version)
             now = datetime.now(UTC)
             mods: dict[str, ModDbEntry] = {}
@@ -187,7 +215,10 @@ class ModsService:
             await self._save()
             if unusable:
                 raise ModRefreshFailed(reason or "mod database could not be used")
-            views = [self._view(f, mods.get(f.modid or ""), game_version) for f in files]
+            views = [
+                self._view(f, mods.get(f.modid or ""), game_version, enabled=enabled)
+                for f, enabled in files
+            ]
             updates = sum(1 for view in views if view.moddb and view.moddb.update_available)
             return {
                 "mods": len(files),
@@ -248,15 +279,20 @@ class ModsService:
             )
         return outcomes
 
-    async def _scan(self) -> list[ModFile]:
+    async def _scan(self) -> list[tuple[ModFile, bool]]:
+        """Every mod file, and whether it is enabled (in Mods, not in mods-disabled)."""
         return await asyncio.to_thread(self._scan_locked)
 
-    def _scan_locked(self) -> list[ModFile]:
+    def _scan_locked(self) -> list[tuple[ModFile, bool]]:
         with self._scan_lock:
-            return self._scanner.scan()
+            return [(f, True) for f in self._scanner.scan()] + [
+                (f, False) for f in self._disabled_scanner.scan()
+            ]
 
     @staticmethod
-    def _view(file: ModFile, entry: ModDbEntry | None, game_version: str | None) -> InstalledMod:
+    def _view(
+        file: ModFile, entry: ModDbEntry | None, game_version: str | None, *, enabled: bool
+    ) -> InstalledMod:
         moddb = None
         if file.modid is not None and entry is not None:
             # Compatibility was computed for the game version installed at refresh time.
@@ -279,6 +315,8 @@ class ModsService:
             version=file.version,
             side=file.side,
             file=file.file,
+            enabled=enabled,
+            dependencies=dict(file.dependencies),
             error=file.error,
             moddb=moddb,
         )
@@ -299,6 +337,8 @@ def build_mods_service(
         data_dir=settings.data_dir,
         concurrency=settings.moddb_concurrency,
         installed_version=installed_version,
+        mods_dir=settings.game_data_dir / "Mods",
+        disabled_dir=settings.data_dir.absolute() / DISABLED_DIR,
     )
 
 
