@@ -316,7 +316,8 @@ def positive_data_accepted(
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return None
     status = response.status_code
-    if status < 400 or status in (401, 403, 404, 409):
+    # 426: a WebSocket route's documented answer to any plain HTTP request, valid or not.
+    if status < 400 or status in (401, 403, 404, 409, 426):
         return None
     code = response.json().get("error", {}).get("code") if status == 422 else None
     assert code in SEMANTIC_REJECTIONS, (

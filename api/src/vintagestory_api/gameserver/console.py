@@ -60,7 +60,9 @@ class ConsoleEntry:
     server_time: str | None = None
 
 
-@dataclass
+# eq=False: a subscription is one reader, kept in a set by identity (a dataclass's generated
+# __eq__ would make it unhashable).
+@dataclass(eq=False)
 class Subscription:
     """One live reader's bounded queue; when full, the oldest entries go and are counted."""
 
@@ -150,6 +152,10 @@ class ConsoleBuffer:
 
     def tail(self, count: int) -> list[str]:
         return [entry.text for entry in list(self._entries)[-count:]]
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
     def subscribe(self, size: int = SUBSCRIBER_QUEUE) -> Subscription:
         subscription = Subscription(size)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
+from starlette.requests import HTTPConnection
 
 from .service import GameServerService
 
 
-async def get_game_server(request: Request) -> GameServerService:
-    service: GameServerService = request.app.state.gameserver
+# An HTTPConnection, not a Request: the console WebSocket takes the service the same way.
+async def get_game_server(connection: HTTPConnection) -> GameServerService:
+    service: GameServerService = connection.app.state.gameserver
     return service
 
 
