@@ -14,12 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import dispatch, load, served
+from bench import console_ws, dispatch, load, served
 from bench.processes import API_DIR
 from bench.report import Row, machine, render, write_json
 from vintagestory_api.logging import configure_logging
 
-SECTIONS = ("dispatch", "http", "history", "responsiveness", "previews", "startup")
+SECTIONS = ("dispatch", "http", "history", "responsiveness", "previews", "startup", "console-ws")
 DEFAULT_JSON = API_DIR / "bench" / "results" / "latest.json"
 
 
@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                 "previews": lambda: served.preview_storm(bench),
                 "history": lambda: served.history_depth(bench),
                 "startup": lambda: served.startup_and_idle(bench),
+                "console-ws": lambda: console_ws.run(bench),
             }
             for name in SECTIONS:
                 if name not in chosen:

@@ -99,12 +99,14 @@ class Bench:
         mode: str = "noop",
         jobs: int = BENCH_JOBS,
         prepare: Callable[[Path], None] | None = None,
+        env_extra: dict[str, str] | None = None,
     ) -> Iterator[Server]:
         """Ours: the plain service, or (bench_app) the bench factory with `jobs` jobs;
-        `prepare` gets the data dir before the process starts."""
+        `prepare` gets the data dir before the process starts; `env_extra` adds variables."""
         port = free_port()
         workdir = self._next_dir("ours")
         env = self._ours_env(workdir, port)
+        env.update(env_extra or {})
         if prepare is not None:
             prepare(workdir / "data")
         if bench_app:

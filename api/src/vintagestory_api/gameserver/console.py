@@ -58,6 +58,9 @@ class ConsoleEntry:
     text: str
     stream: Stream = "stdout"
     server_time: str | None = None
+    # The console WebSocket's message for this entry: encoded by the first socket that sends
+    # it, reused by every other (20 clients would otherwise encode the same entry 20 times).
+    message: str | None = field(default=None, repr=False, compare=False)
 
 
 # eq=False: a subscription is one reader, kept in a set by identity (a dataclass's generated

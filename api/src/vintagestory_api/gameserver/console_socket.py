@@ -59,7 +59,13 @@ def backlog_size(query: QueryParams) -> int:
 
 
 def entry_message(entry: ConsoleEntry | ConsoleLine) -> str:
-    return ConsoleEntryMessage.model_validate(entry, from_attributes=True).model_dump_json()
+    if isinstance(entry, ConsoleLine):
+        return ConsoleEntryMessage(**entry.model_dump()).model_dump_json()
+    if entry.message is None:
+        entry.message = ConsoleEntryMessage.model_validate(
+            entry, from_attributes=True
+        ).model_dump_json()
+    return entry.message
 
 
 async def feed(send: Send, subscription: Subscription, backlog: ConsoleLines) -> int:
