@@ -191,6 +191,7 @@ async def players(service: GameServerDep, _: RoleDep) -> ApiResponse[PlayerList]
     },
 )
 async def console_socket_over_http(
+    # `last` and `token` are declared for the document: the WebSocket route reads them.
     _: AdminDep,
     last: Annotated[
         int, Query(ge=0, le=BUFFER_SIZE, description="How many recent entries come first")
