@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import backups, dispatch, load, served, supervisor
+from bench import backups, console_ws, dispatch, load, served, supervisor
 from bench.processes import API_DIR
 from bench.report import Row, machine, render, write_json
 from vintagestory_api.logging import configure_logging
@@ -28,6 +28,7 @@ SECTIONS = (
     "startup",
     "supervisor",
     "backups",
+    "console-ws",
 )
 DEFAULT_JSON = API_DIR / "bench" / "results" / "latest.json"
 
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 "startup": lambda: served.startup_and_idle(bench),
                 "supervisor": lambda: supervisor.run(bench, quick=args.quick),
                 "backups": lambda: backups.run(size_mib=128 if args.quick else 1024),
+                "console-ws": lambda: console_ws.run(bench),
             }
             for name in SECTIONS:
                 if name not in chosen:

@@ -368,7 +368,8 @@ def positive_data_accepted(
     if case.meta is None or not case.meta.generation.mode.is_positive:
         return None
     status = response.status_code
-    if status < 400 or status in (401, 403, 404, 409) or status >= 500:
+    # 426: a WebSocket route's documented answer to any plain HTTP request, valid or not.
+    if status < 400 or status in (401, 403, 404, 409, 426) or status >= 500:
         # 5xx: judged by `no_server_error`.
         return None
     code = response.json().get("error", {}).get("code") if status == 422 else None

@@ -18,6 +18,7 @@ from vintagestory_api.auth.deps import get_role
 from vintagestory_api.auth.errors import Unauthorized
 from vintagestory_api.auth.keys import load_api_keys
 from vintagestory_api.auth.middleware import ApiKeyMiddleware
+from vintagestory_api.auth.tokens import WsTokens
 from vintagestory_api.backups import jobs as backups_jobs
 from vintagestory_api.backups import router as backups_router
 from vintagestory_api.backups.errors import WorldNotFound
@@ -71,7 +72,10 @@ BACKUPS_DIR = "backups"
 
 OPENAPI_TAGS = [
     {"name": "health", "description": "Liveness and readiness probes (no key needed)."},
-    {"name": "auth", "description": "Which role the presented API key has."},
+    {
+        "name": "auth",
+        "description": "Which role the presented API key has; single-use tokens for WebSockets.",
+    },
     {
         "name": "jobs",
         "description": "Every scheduled job: its schedule, state and runs; run now, pause, "
@@ -122,6 +126,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lock.acquire()
         stack.callback(lock.release)
         app.state.api_keys = load_api_keys(settings)
+        app.state.ws_tokens = WsTokens()
         # Only once this process owns the data dir may it touch temp files and state.
         remove_stale_temp_files(settings.state_dir)
         # Before the scheduler: the built-in jobs' intervals and pause flags come from these.
@@ -337,6 +342,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health_router.router)
     app.include_router(metrics_router.prometheus_router)
     app.include_router(api)
+    # WebSockets authenticate themselves after accepting (gameserver/router.py says why), so
+    # they are not under `api` and its HTTP-only dependencies.
+    app.include_router(gameserver_router.ws_router, prefix=API_PREFIX)
 
     # The last added is the outermost. From the outside in: request id (which also answers
     # unexpected exceptions), HEAD, CORS, request limits, key check.

@@ -102,6 +102,15 @@ class CorsPreflightRefused(ApiError):
     example = "CORS preflight refused: origin not allowed"
 
 
+class UpgradeRequired(ApiError):
+    """A plain HTTP request to a WebSocket route."""
+
+    status_code = 426
+    code = "UPGRADE_REQUIRED"
+    example = "this is a WebSocket endpoint; open it with a WebSocket client (ws:// or wss://)"
+    headers: ClassVar[dict[str, str]] = {"Upgrade": "websocket", "Connection": "Upgrade"}
+
+
 class InternalError(ApiError):
     status_code = 500
     code = "INTERNAL_ERROR"
@@ -173,6 +182,7 @@ _STATUS_TEXT: dict[int, str] = {
     404: "Not found",
     409: "Conflict with the current state",
     422: "Invalid input; the message names the field",
+    426: "A WebSocket route asked over plain HTTP",
     500: "The change could not be saved",
     503: "Not ready",
 }

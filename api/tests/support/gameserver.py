@@ -1,4 +1,6 @@
-"""Helpers for tests that run the API with the fake game server as its real child process."""
+"""Helpers for tests that run the API with the fake game server as its real child process.
+
+The client is a TestClient or any httpx.Client on a served app."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 
 from tests.support.fake_vs_client import fake_server_command
 from tests.support.keys import ADMIN_KEY
@@ -28,7 +30,7 @@ def fake_command() -> str:
     return shlex.join(fake_server_command())
 
 
-def status(client: TestClient) -> dict[str, Any]:
+def status(client: httpx.Client) -> dict[str, Any]:
     response = client.get(SERVER, headers=ADMIN)
     assert response.status_code == 200, response.text
     data: dict[str, Any] = response.json()["data"]
@@ -36,7 +38,7 @@ def status(client: TestClient) -> dict[str, Any]:
 
 
 def wait_until(
-    client: TestClient,
+    client: httpx.Client,
     predicate: Callable[[dict[str, Any]], bool],
     *,
     timeout: float = 15.0,
@@ -53,18 +55,18 @@ def wait_until(
         time.sleep(0.02)
 
 
-def wait_state(client: TestClient, state: str, timeout: float = 15.0) -> dict[str, Any]:
+def wait_state(client: httpx.Client, state: str, timeout: float = 15.0) -> dict[str, Any]:
     return wait_until(client, lambda s: s["state"] == state, timeout=timeout, what=state)
 
 
-def events(client: TestClient, limit: int = 100) -> list[dict[str, Any]]:
+def events(client: httpx.Client, limit: int = 100) -> list[dict[str, Any]]:
     response = client.get(f"{SERVER}/events", params={"limit": limit}, headers=ADMIN)
     assert response.status_code == 200, response.text
     found: list[dict[str, Any]] = response.json()["data"]["events"]
     return found
 
 
-def console_texts(client: TestClient, limit: int = 2000) -> list[str]:
+def console_texts(client: httpx.Client, limit: int = 2000) -> list[str]:
     response = client.get(f"{SERVER}/console", params={"limit": limit}, headers=ADMIN)
     assert response.status_code == 200, response.text
     return [entry["text"] for entry in response.json()["data"]["entries"]]

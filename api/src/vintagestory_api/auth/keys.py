@@ -184,11 +184,18 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
-def log_auth_failure(client: str | None, method: str, path: str, presented: bytes | None) -> None:
+def log_auth_failure(
+    client: str | None,
+    method: str,
+    path: str,
+    presented: bytes | None,
+    *,
+    reason: str | None = None,
+) -> None:
     logger.warning(
         "auth_failed",
         client=client,
         method=method,
         path=path,
-        reason="missing key" if presented is None else "wrong key",
+        reason=reason or ("missing key" if presented is None else "wrong key"),
     )

@@ -67,10 +67,13 @@ class ConsoleEntry:
     text: str
     stream: Stream = "stdout"
     server_time: str | None = None
+    # The console WebSocket's message for this entry: encoded by the first socket that sends
+    # it, reused by every other (20 clients would otherwise encode the same entry 20 times).
+    message: str | None = field(default=None, repr=False, compare=False)
 
 
-# eq=False: subscriptions are kept in a set, by identity (a dataclass's __eq__ would make
-# them unhashable).
+# eq=False: a subscription is one reader, kept in a set by identity (a dataclass's generated
+# __eq__ would make it unhashable).
 @dataclass(eq=False)
 class Subscription:
     """One live reader's bounded queue; when full, the oldest entries go and are counted."""
@@ -174,6 +177,10 @@ class ConsoleBuffer:
 
     def tail(self, count: int) -> list[str]:
         return [entry.text for entry in list(self._entries)[-count:]]
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subscribers)
 
     def subscribe(self, size: int = SUBSCRIBER_QUEUE) -> Subscription:
         subscription = Subscription(size)

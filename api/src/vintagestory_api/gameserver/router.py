@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Response, WebSocket
 
-from vintagestory_api.auth.deps import AdminDep, RoleDep
-from vintagestory_api.auth.errors import Forbidden
-from vintagestory_api.errors import error_responses
+from vintagestory_api.auth.deps import AdminDep, RoleDep, WsTokensDep, websocket_admin
+from vintagestory_api.auth.errors import Forbidden, Unauthorized
+from vintagestory_api.auth.tokens import WS_TOKEN_TTL_SECONDS
+from vintagestory_api.errors import UpgradeRequired, ValidationFailed, error_responses
 from vintagestory_api.kit.envelope import ApiResponse, ok
+from vintagestory_api.kit.websocket import refuse
 
+from . import console_socket
+from .console import BUFFER_SIZE
 from .deps import GameServerDep, InstallerDep
 from .errors import (
     DotnetRuntimeMissing,
@@ -40,6 +44,42 @@ from .schemas import (
 from .service import GameServerService
 
 router = APIRouter(prefix="/server", tags=["server"])
+# WebSocket routes, mounted by the app outside the API router: that router's dependencies read
+# an HTTP request, and a WebSocket authenticates itself once accepted, so that the client can
+# read the close code of a refusal.
+ws_router = APIRouter(prefix="/server", tags=["server"])
+
+CONSOLE_SOCKET = "/console/ws"
+CONSOLE_SOCKET_DESCRIPTION = f"""
+A WebSocket (`ws://<host>/api/v1alpha1/server{CONSOLE_SOCKET}`, admin only) that sends the
+last `last` console entries (default {console_socket.BACKLOG_DEFAULT}, 0 to {BUFFER_SIZE:,}),
+then every new entry as it is read, while the game server runs, stops and starts again. It
+opens whatever the game server's state.
+
+**Authentication**: the `X-API-Key` header or, since browsers cannot set headers on a
+WebSocket, `?token=` from `POST /api/v1alpha1/auth/ws-token` (single-use, valid for
+{WS_TOKEN_TTL_SECONDS:g} s).
+
+**Messages** (JSON text, one object each, told apart by `kind`):
+
+- `{{"kind": "entry", "seq", "time", "type", "text", "server_time", "stream"}}`: one console
+  entry, with the fields of `GET /server/console`;
+- `{{"kind": "backlog_end", "last_seq": S}}`: once, after the last N; every entry after it is
+  new (seq > S), and none is sent twice;
+- `{{"kind": "dropped", "count": N}}`: this client read too slowly and lost its N oldest
+  queued entries (the console never waits for a client); `GET /server/console?after_seq=`
+  has them while they are in the buffer.
+
+Messages from the client are ignored.
+
+**Close codes**: 4401 no or invalid key or token, 4403 not the admin role, 4422 invalid query
+(`last` out of range, an unknown parameter). Each follows one message carrying the error
+envelope, and the close reason repeats its message. On API shutdown the socket is closed with
+1012 (uvicorn's "service restart"; 1001 "going away" under a server that ends the API before
+its connections): reconnect after a pause.
+
+A plain HTTP request here is answered 426 `UPGRADE_REQUIRED`.
+"""
 
 _LIFECYCLE_ERRORS = error_responses(
     Forbidden, LifecycleInProgress, ServerNotInstalled, DotnetRuntimeMissing
@@ -110,6 +150,9 @@ async def events(
 @router.get(
     "/console",
     summary="Console entries, oldest first (admin only)",
+    description=f"Live, as they are read: the WebSocket `GET /server{CONSOLE_SOCKET}` (its "
+    "operation below describes the messages and close codes: 4401 no or invalid key or token, "
+    "4403 not admin, 4422 invalid query).",
     responses=error_responses(Forbidden),
 )
 async def console(
@@ -207,3 +250,48 @@ async def rollback(
     installer: InstallerDep, role: AdminDep, body: RollbackRequest | None = None
 ) -> ApiResponse[InstallOperation]:
     return ok(await installer.rollback(body or RollbackRequest(), str(role)))
+
+
+@router.get(
+    CONSOLE_SOCKET,
+    summary="The console, live, as a WebSocket (admin only; plain HTTP: 426)",
+    description=CONSOLE_SOCKET_DESCRIPTION,
+    status_code=101,
+    response_model=None,
+    responses={
+        101: {"description": "Switching Protocols: the WebSocket described above"},
+        **error_responses(Forbidden, UpgradeRequired),
+    },
+)
+async def console_socket_over_http(
+    # `last` and `token` are declared for the document: the WebSocket route reads them.
+    _: AdminDep,
+    last: Annotated[
+        int, Query(ge=0, le=BUFFER_SIZE, description="How many recent entries come first")
+    ] = console_socket.BACKLOG_DEFAULT,
+    token: Annotated[
+        str | None, Query(description="From POST /auth/ws-token, instead of X-API-Key")
+    ] = None,
+) -> None:
+    # Only a plain HTTP request gets here; a WebSocket handshake goes to the route below.
+    raise UpgradeRequired(
+        f"/server{CONSOLE_SOCKET} is a WebSocket endpoint; open it with a WebSocket client "
+        "(ws:// or wss://), e.g. `websocat` or a browser's WebSocket"
+    )
+
+
+@ws_router.websocket(CONSOLE_SOCKET)
+async def console_socket_stream(
+    websocket: WebSocket, service: GameServerDep, tokens: WsTokensDep
+) -> None:
+    # Checked before the accept, so a token is spent before uvicorn logs the path it is in;
+    # answered after it, since a close before the accept reaches the client as a bare 403.
+    try:
+        websocket_admin(websocket, tokens)
+        last = console_socket.backlog_size(websocket.query_params)
+    except (Unauthorized, Forbidden, ValidationFailed) as error:
+        await websocket.accept()
+        await refuse(websocket, error)
+        return
+    await websocket.accept()
+    await console_socket.serve(websocket, service, last)

@@ -100,11 +100,33 @@ class ConsoleLine(BaseModel):
     )
     text: str = Field(description="The message; continuation lines joined with newlines")
     server_time: str | None = Field(description="The timestamp the server printed")
+    stream: Literal["stdout", "stderr"] = Field(description="The pipe it was read from")
 
 
 class ConsoleLines(BaseModel):
     entries: list[ConsoleLine] = Field(description="Oldest first")
     last_seq: int = Field(description="The newest seq; pass as after_seq to read on")
+
+
+# The console WebSocket's messages: every one is a JSON object whose `kind` says which.
+class ConsoleEntryMessage(ConsoleLine):
+    kind: Literal["entry"] = "entry"
+
+
+class ConsoleBacklogEnd(BaseModel):
+    kind: Literal["backlog_end"] = "backlog_end"
+    last_seq: int = Field(
+        description="The newest seq when the socket opened: every live entry after this "
+        "message has a larger one"
+    )
+
+
+class ConsoleDropped(BaseModel):
+    kind: Literal["dropped"] = "dropped"
+    count: int = Field(
+        description="Entries this client missed because it read too slowly; the seqs skip them "
+        "(GET /server/console?after_seq= still has them while they are in the buffer)"
+    )
 
 
 def text_problem(value: str) -> str | None:

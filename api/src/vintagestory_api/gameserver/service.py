@@ -43,6 +43,7 @@ def _line(entry: ConsoleEntry) -> ConsoleLine:
         type=entry.type,
         text=entry.text,
         server_time=entry.server_time,
+        stream=entry.stream,
     )
 
 
@@ -236,7 +237,14 @@ class GameServerService:
         return ConsoleLines(entries=[_line(e) for e in entries], last_seq=buffer.last_seq)
 
     def subscribe(self) -> Subscription:
+        """A live feed of every new entry (bounded: a slow reader loses the oldest, counted);
+        `unsubscribe` it when done. The API's shutdown closes every one."""
         return self._supervisor.console.subscribe()
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many live console feeds are open (one per console WebSocket)."""
+        return self._supervisor.console.subscriber_count
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._supervisor.console.unsubscribe(subscription)
