@@ -112,7 +112,7 @@ def test_slow_stop_is_waited_for_and_never_killed(game: TestClient) -> None:
     # Another lifecycle action while the save runs is refused, not queued.
     busy = game.post(f"{SERVER}/start", headers=ADMIN)
     assert busy.status_code == 409
-    assert busy.json()["error"]["code"] == "LIFECYCLE_IN_PROGRESS"
+    assert busy.json()["error"]["code"] == "SERVER_BUSY"
     stopped = wait_state(game, "stopped", timeout=20)
     last = stopped["last_exit"]
     assert last["ended_by"] == "stop_command"
@@ -174,7 +174,7 @@ def test_the_lifecycle_hold_refuses_starts_and_stops_and_is_refused_during_a_sto
             refused = game.post(f"{SERVER}/{action}", headers=ADMIN)
             assert refused.status_code == 409, action
             error = refused.json()["error"]
-            assert error["code"] == "LIFECYCLE_IN_PROGRESS"
+            assert error["code"] == "SERVER_BUSY"
             assert "world backup" in error["message"]
         assert status(game)["state"] == "stopped"
     # Released: the next action goes ahead.

@@ -15,8 +15,15 @@ class ServerNotRunning(GameServerError, Conflict):
 
 
 class LifecycleInProgress(GameServerError, Conflict):
-    code = "LIFECYCLE_IN_PROGRESS"
-    example = "a stop of the game server is in progress"
+    """A start, stop or restart is under way, or another domain holds the server (a backup,
+    a schedule's restart); the message names the holder."""
+
+    code = "SERVER_BUSY"
+    example = "the game server is busy: schedule 'nightly-restart' holds it"
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class ServerNotInstalled(GameServerError, Conflict):

@@ -6,6 +6,7 @@ start or stop, read `status()`, `pid` and `players()`, and send console commands
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from datetime import UTC, datetime
 from vintagestory_api.kit.schemas import ComponentHealth
 
 from .console import ConsoleEntry, Subscription
-from .errors import InvalidCommand, LifecycleInProgress, ServerNotRunning
+from .errors import InvalidCommand, ServerNotRunning
 from .exits import Timings
 from .launch import LaunchConfig
 from .process import Launcher, SubprocessLauncher
@@ -69,16 +70,42 @@ class GameServerService:
         run = self._supervisor.run
         return run.process.pid if run is not None else None
 
-    async def start(self, role: str) -> bool:
-        """True when a start began; False when it was already starting or running."""
-        return await self._supervisor.start(role)
+    async def start(self, role: str, *, holder: str | None = None) -> bool:
+        """True when a start began; False when it was already starting or running.
 
-    async def stop(self, role: str) -> bool:
+        `holder`: the hold (see `lifecycle`) this start is part of; anyone else is refused
+        while it is held.
+        """
+        return await self._supervisor.start(role, holder=holder)
+
+    async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """True when a stop began; False when there was no process to stop."""
-        return await self._supervisor.stop(role)
+        return await self._supervisor.stop(role, holder=holder)
 
-    async def restart(self, role: str) -> bool:
-        return await self._supervisor.restart(role)
+    async def restart(self, role: str, *, holder: str | None = None) -> bool:
+        return await self._supervisor.restart(role, holder=holder)
+
+    @property
+    def busy_with(self) -> str | None:
+        """The lifecycle action in progress or the holder, if any (what a 409 would name)."""
+        return self._supervisor.action or self._supervisor.held_by
+
+    async def wait_for_state(self, done: Callable[[ServerState], bool]) -> ServerState:
+        """Wait until `done(state)` holds, checked now and at every state change; bound it
+        with a timeout."""
+        changed = asyncio.Event()
+
+        def listener(_: ServerState) -> None:
+            changed.set()
+
+        self._supervisor.add_state_listener(listener)
+        try:
+            while not done(self._supervisor.state):
+                await changed.wait()
+                changed.clear()
+            return self._supervisor.state
+        finally:
+            self._supervisor.remove_state_listener(listener)
 
     async def close(self) -> None:
         await self._supervisor.close()
@@ -87,8 +114,7 @@ class GameServerService:
     async def lifecycle(self, holder: str) -> AsyncIterator[None]:
         """Hold off starts, stops and restarts (409 meanwhile) while `holder` works."""
         supervisor = self._supervisor
-        if supervisor.action is not None:
-            raise LifecycleInProgress(f"a {supervisor.action} of the game server is in progress")
+        # Refused (409 SERVER_BUSY naming who) during a start, stop or restart, or another hold.
         supervisor.hold(holder)
         try:
             yield
@@ -196,6 +222,12 @@ class GameServerService:
             raise ServerNotRunning(f"the game server's console is gone: {exc}") from None
         echoed = any(e.text.startswith("Handling Console Command ") for e in entries)
         return CommandReply(sent=line, echoed=echoed, lines=[_line(e) for e in entries])
+
+    async def poll_players(self) -> PlayerList:
+        """Who is online by a fresh `/stats compact` poll, not by the joins and leaves seen
+        since the last one (which drift); the tracked list when the poll gets no answer."""
+        await self._supervisor.refresh_players()
+        return self.players()
 
     def players(self) -> PlayerList:
         tracker = self._supervisor.players

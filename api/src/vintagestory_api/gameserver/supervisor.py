@@ -77,6 +77,9 @@ class Supervisor:
         self._state = ServerState.STOPPED if config.installed else ServerState.NOT_INSTALLED
         self._run: GameRun | None = None
         self._action: str | None = None
+        # Another domain's work (a backup, a schedule's restart) that lifecycle requests from
+        # anyone else must not overlap; the holder itself may still start, stop and restart.
+        self._held_by: str | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._restart_task: asyncio.Task[None] | None = None
         self._crash_loop = CrashLoop()
@@ -93,11 +96,19 @@ class Supervisor:
         return self._action
 
     @property
+    def held_by(self) -> str | None:
+        return self._held_by
+
+    @property
     def run(self) -> GameRun | None:
         return self._run if self._state in PROCESS_STATES else None
 
     def add_state_listener(self, listener: Callable[[ServerState], None]) -> None:
         self._state_listeners.append(listener)
+
+    def remove_state_listener(self, listener: Callable[[ServerState], None]) -> None:
+        if listener in self._state_listeners:
+            self._state_listeners.remove(listener)
 
     def change_state(
         self,
@@ -125,24 +136,30 @@ class Supervisor:
         )
         logger.info(f"game_server_{kind}", state=str(self._state), role=role, detail=detail)
 
-    def _busy(self) -> None:
+    def _busy(self, holder: str | None = None) -> None:
         if self._action is not None:
-            raise LifecycleInProgress(f"a {self._action} of the game server is in progress")
+            raise LifecycleInProgress(
+                f"the game server is busy: a {self._action} is in progress", holder=self._action
+            )
+        if self._held_by is not None and self._held_by != holder:
+            raise LifecycleInProgress(
+                f"the game server is busy: {self._held_by} holds it", holder=self._held_by
+            )
 
     def hold(self, holder: str) -> None:
-        """Another domain's work that no lifecycle action may overlap."""
+        """Another domain's work that no lifecycle action of anyone else may overlap."""
         self._busy()
-        self._action = holder
+        self._held_by = holder
 
     def release(self, holder: str) -> None:
-        if self._action == holder:
-            self._action = None
+        if self._held_by == holder:
+            self._held_by = None
 
     # --- requests --------------------------------------------------------------------------
 
-    async def start(self, role: str) -> bool:
+    async def start(self, role: str, *, holder: str | None = None) -> bool:
         """Spawn the server; False when it is already up. Ready comes later, from its log."""
-        self._busy()
+        self._busy(holder)
         if self._state in UP_STATES:
             return False
         self._action = "start"
@@ -155,9 +172,9 @@ class Supervisor:
             self._action = None
         return True
 
-    async def stop(self, role: str) -> bool:
+    async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """Begin a graceful stop; False when there is no process (a pending restart is off)."""
-        self._busy()
+        self._busy(holder)
         self._cancel_restart()
         run = self.run
         if run is None:
@@ -170,8 +187,8 @@ class Supervisor:
         self._spawn_task(self._stop_then(run, role, restart=False))
         return True
 
-    async def restart(self, role: str) -> bool:
-        self._busy()
+    async def restart(self, role: str, *, holder: str | None = None) -> bool:
+        self._busy(holder)
         self._cancel_restart()
         self.record("restart_requested", role=role)
         self.restarts["requested"] = self.restarts.get("requested", 0) + 1
@@ -311,6 +328,17 @@ class Supervisor:
         """Write one console line; the echo and what followed within the reply window."""
         return await run.writer.request(line, wait_for=wait_for)
 
+    async def refresh_players(self) -> bool:
+        """One `/stats compact` poll now; False when the server is not running to answer."""
+        run = self.run
+        if run is None or self._state is not ServerState.RUNNING:
+            return False
+        try:
+            reply = await run.writer.request("/stats compact", wait_for="Players online:")
+        except ConnectionError:
+            return False
+        return any(self.players.reconcile(entry.text) for entry in reply)
+
     async def _poll_players(self, run: GameRun) -> None:
         await poll_players(run.writer, self.players, run.exited, self._poll_seconds)
 
@@ -377,7 +405,8 @@ class Supervisor:
         await asyncio.sleep(delay)
         self._restart_task = None
         self.restart_at = None
-        if self._state is not ServerState.CRASHED or self._action is not None:
+        busy = self._action is not None or self._held_by is not None
+        if self._state is not ServerState.CRASHED or busy:
             return
         self._action = "start"
         try:

@@ -19,7 +19,7 @@ from vintagestory_api.api_settings.service import ApiSettingsService
 from vintagestory_api.auth.keys import Role
 from vintagestory_api.errors import StateWriteFailed
 
-from .errors import InvalidSchedule, JobNotFound
+from .errors import InvalidSchedule, JobManagedElsewhere, JobNotFound
 from .schemas import JobInfo
 from .specs import JobFunc
 from .state import JobStateStore
@@ -114,6 +114,12 @@ class JobControl:
             raise JobNotFound(job_id)
         return self._scheduler.get_job(job_id)
 
+    def _not_managed_elsewhere(self, info: JobInfo, change: str) -> None:
+        if info.managed_by is not None:
+            raise JobManagedElsewhere(
+                f"job '{info.id}' is defined at {info.managed_by}; {change} it there"
+            )
+
     async def reschedule(
         self,
         job_id: str,
@@ -124,6 +130,7 @@ class JobControl:
         role: Role,
     ) -> JobInfo:
         before = self._existing(job_id)
+        self._not_managed_elsewhere(before, "reschedule")
         setting = self.builtin_setting(job_id)
         if setting is None:
             info = self._scheduler.reschedule(
@@ -160,6 +167,7 @@ class JobControl:
 
     async def delete(self, job_id: str, *, role: Role) -> None:
         before = self._existing(job_id)
+        self._not_managed_elsewhere(before, "delete")
         setting = self.builtin_setting(job_id)
         if setting is not None:
             # Disabling a built-in job is its interval setting going to 0, so it stays disabled
