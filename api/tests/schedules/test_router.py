@@ -4,6 +4,7 @@ timeline, export and import, and what survives a restart."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
 
@@ -79,13 +80,7 @@ def test_a_template_expands_to_announce_backup_and_restart(client: TestClient) -
     assert [s["action"] for s in created["steps"]] == ["announce", "backup", "restart"]
     assert created["steps"][2]["warn_before"] == [900, 300, 60, 10]
     action = datetime.fromisoformat(created["status"]["next_action_at"])
-    assert action.astimezone(UTC).astimezone(created_zone()).hour == 4
-
-
-def created_zone() -> object:
-    from zoneinfo import ZoneInfo
-
-    return ZoneInfo("Europe/Berlin")
+    assert action.astimezone(ZoneInfo("Europe/Berlin")).hour == 4
 
 
 def test_close_disruptive_schedules_warn_when_saved(client: TestClient) -> None:
