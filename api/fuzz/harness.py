@@ -305,7 +305,9 @@ def no_key_is_rejected(
 # Rejections of schema-valid input that JSON Schema cannot rule out: whether a cron expression
 # parses, names a real IANA zone, or ever fires; whether a console line fits in 1 KB of UTF-8
 # and is more than blanks. Any other 4xx to valid input is a schema gap.
-SEMANTIC_REJECTIONS = frozenset({"INVALID_SCHEDULE", "METRICS_WINDOW_TOO_LONG", "INVALID_COMMAND"})
+SEMANTIC_REJECTIONS = frozenset(
+    {"INVALID_SCHEDULE", "METRICS_WINDOW_TOO_LONG", "INVALID_COMMAND", "INVALID_HOLD"}
+)
 
 
 def positive_data_accepted(

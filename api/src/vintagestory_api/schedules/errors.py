@@ -44,6 +44,11 @@ class RunNotCancellable(SchedulesError, Conflict):
     example = "the restart of schedule 'nightly-restart' is under way; it cannot be cancelled"
 
 
+class HoldInvalid(SchedulesError, ValidationFailed):
+    code = "INVALID_HOLD"
+    example = "body.until: must be in the future"
+
+
 class HoldNotFound(SchedulesError, NotFound):
     code = "HOLD_NOT_FOUND"
     example = "hold '3f2a9c1e' does not exist (it may have expired)"

@@ -9,10 +9,8 @@ from datetime import timedelta
 
 import structlog
 
-from vintagestory_api.errors import ValidationFailed
-
 from .control import utc_now
-from .errors import HoldNotFound
+from .errors import HoldInvalid, HoldNotFound
 from .schemas import Hold, HoldCreate
 from .store import SchedulesStore
 
@@ -30,9 +28,9 @@ class HoldBook:
     async def add_hold(self, request: HoldCreate, role: str) -> Hold:
         now = utc_now()
         if request.until <= now:
-            raise ValidationFailed("body.until: must be in the future")
+            raise HoldInvalid("body.until: must be in the future")
         if request.until > now + timedelta(days=366):
-            raise ValidationFailed("body.until: must be within a year")
+            raise HoldInvalid("body.until: must be within a year")
         hold = Hold(
             id=os.urandom(4).hex(),
             until=request.until,

@@ -13,8 +13,16 @@ from vintagestory_api.scheduler.planning import PlannedTrigger, plan_trigger
 from vintagestory_api.scheduler.schemas import ScheduleWarningInfo
 
 from .errors import ScheduleInvalid
-from .schemas import CronTrigger, Hold, IntervalTrigger, OneOffTrigger, ScheduleCreate, Trigger
-from .steps import DISRUPTIVE_ACTIONS, is_disruptive
+from .schemas import (
+    RESERVED_IDS,
+    CronTrigger,
+    Hold,
+    IntervalTrigger,
+    OneOffTrigger,
+    ScheduleCreate,
+    Trigger,
+)
+from .steps import DISRUPTIVE_ACTIONS, is_disruptive, warn_before
 
 WEEK = timedelta(days=7)
 CLOSE = timedelta(minutes=10)
@@ -35,6 +43,20 @@ def planned(trigger: Trigger, default_tz: tzinfo, *, field: str = "body.trigger"
         return plan_trigger(at=trigger.at, default_tz=default_tz)
     except InvalidSchedule as exc:
         raise ScheduleInvalid(f"{field}.{exc.field}: {exc.reason}") from None
+
+
+def check_rules(schedule: ScheduleCreate, where: str = "body") -> None:
+    """The rules between fields a type cannot say; `ScheduleInvalid` names the field."""
+    if schedule.id in RESERVED_IDS:
+        raise ScheduleInvalid(f"{where}.id: '{schedule.id}' is reserved (a route name)")
+    if schedule.defer is not None and schedule.only_if is None:
+        raise ScheduleInvalid(f"{where}.defer: only applies together with only_if")
+    counting = [i for i, step in enumerate(schedule.steps) if warn_before(step)]
+    if len(counting) > 1:
+        raise ScheduleInvalid(
+            f"{where}.steps.{counting[1]}.warn_before: only one step can count down to the "
+            f"scheduled time (steps.{counting[0]} does)"
+        )
 
 
 def action_label(schedule: ScheduleCreate) -> str:

@@ -15,6 +15,7 @@ from vintagestory_api.kit.envelope import ApiResponse, ok
 
 from .deps import SchedulesDep
 from .errors import (
+    HoldInvalid,
     HoldNotFound,
     NoNextOccurrence,
     NoRunInProgress,
@@ -46,7 +47,13 @@ router = APIRouter(prefix="/schedules", tags=["schedules"])
 holds_router = APIRouter(prefix="/holds", tags=["schedules"])
 
 ScheduleIdPath = Annotated[
-    str, Path(description="The schedule's id", examples=["nightly-restart"], max_length=64)
+    str,
+    Path(
+        description="The schedule's id",
+        examples=["nightly-restart"],
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+    ),
 ]
 _WRITE_ERRORS = (Forbidden, ScheduleInvalid, ValidationFailed, StateWriteFailed)
 
@@ -81,7 +88,11 @@ async def timeline(
     return ok(service.timeline(hours))
 
 
-@router.get("/export", summary="Every schedule as a versioned document (for PUT /import)")
+@router.get(
+    "/export",
+    summary="Every schedule as a versioned document (for PUT /import; admin only)",
+    responses=error_responses(Forbidden),
+)
 async def export_schedules(service: SchedulesDep, _: AdminDep) -> ApiResponse[ExportDocument]:
     return ok(ExportDocument(exported_at=datetime.now(UTC), schedules=service.export()))
 
@@ -189,7 +200,7 @@ async def list_holds(service: SchedulesDep, _: RoleDep) -> ApiResponse[HoldList]
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Hold schedules until a moment: affected runs are skipped with the reason",
-    responses=error_responses(Forbidden, ValidationFailed, StateWriteFailed),
+    responses=error_responses(Forbidden, HoldInvalid, ValidationFailed, StateWriteFailed),
 )
 async def create_hold(service: SchedulesDep, role: AdminDep, body: HoldCreate) -> ApiResponse[Hold]:
     return ok(await service.add_hold(body, str(role)))

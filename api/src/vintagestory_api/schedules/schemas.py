@@ -4,7 +4,7 @@ the export document."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -14,7 +14,6 @@ from pydantic import (
     Field,
     StrictInt,
     Tag,
-    model_validator,
 )
 
 from vintagestory_api.scheduler.schemas import JobRun, ScheduleWarningInfo
@@ -115,18 +114,6 @@ class _Definition(BaseModel):
     steps: list[Step] = Field(min_length=1, max_length=20)
     only_if: OnlyIf | None = None
     defer: Defer | None = None
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.defer is not None and self.only_if is None:
-            raise ValueError("defer: only applies together with only_if")
-        counting = [i for i, step in enumerate(self.steps) if getattr(step, "warn_before", None)]
-        if len(counting) > 1:
-            raise ValueError(
-                f"steps.{counting[1]}.warn_before: only one step can count down to the "
-                f"scheduled time (steps.{counting[0]} does)"
-            )
-        return self
 
 
 class ScheduleDefinition(_Definition):

@@ -10,7 +10,6 @@ from typing import Any
 
 import structlog
 
-from vintagestory_api.errors import ValidationFailed
 from vintagestory_api.kit.schemas import ComponentHealth
 from vintagestory_api.scheduler.errors import InvalidSchedule
 from vintagestory_api.scheduler.schemas import ScheduleWarningInfo
@@ -27,11 +26,10 @@ from .errors import (
 )
 from .executor import Executor
 from .holds import HoldBook
-from .plans import Planned, one_off_in_past, planned, save_warnings
+from .plans import Planned, check_rules, one_off_in_past, planned, save_warnings
 from .runs import SAME_OCCURRENCE, ScheduleRun
 from .schemas import (
     MAX_SCHEDULES,
-    RESERVED_IDS,
     CronTrigger,
     CurrentRun,
     IntervalTrigger,
@@ -219,8 +217,7 @@ class SchedulesService(HoldBook, Transfer):
 
     def _check(self, schedule: ScheduleCreate, *, field: str = "body") -> list[ScheduleWarningInfo]:
         """Rules a type cannot say; returns the warnings a save answers."""
-        if schedule.id in RESERVED_IDS:
-            raise ScheduleInvalid(f"{field}.id: '{schedule.id}' is reserved (a route name)")
+        check_rules(schedule, field)
         mine = Planned(
             schedule, planned(schedule.trigger, self._default_tz, field=f"{field}.trigger")
         )
@@ -270,7 +267,8 @@ class SchedulesService(HoldBook, Transfer):
         try:
             schedule = ScheduleCreate.model_validate(merged)
         except ValueError as exc:
-            raise ValidationFailed(f"body: {exc}") from None
+            # Each field was valid on its own; together they are not a schedule.
+            raise ScheduleInvalid(f"body: {str(exc).splitlines()[0]}") from None
         return await self.replace(schedule)
 
     async def delete(self, schedule_id: str) -> None:

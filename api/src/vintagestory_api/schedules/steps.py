@@ -6,8 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .countdown import check_template
-
 # Lifecycle steps and the steps that take the game server's lock: a schedule with one of
 # them is disruptive (maintenance holds of scope "disruptive" skip it; one at a time).
 DISRUPTIVE_ACTIONS = frozenset({"stop", "start", "restart", "install", "backup"})
@@ -15,6 +13,15 @@ COUNTDOWN_ACTIONS = frozenset({"stop", "restart", "install"})
 MAX_WARNING_SECONDS = 86_400
 Seconds = Annotated[int, Field(ge=1, le=86_400)]
 Message = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\r\n\x00]*$")]
+# A warning: {remaining} is the only placeholder, no other braces.
+Template = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=500,
+        pattern=r"^[^{}\r\n\x00]*(\{remaining\}[^{}\r\n\x00]*)*$",
+    ),
+]
 
 
 class _Step(BaseModel):
@@ -65,8 +72,9 @@ class _Countdown(_Step):
         description="Announce this many seconds before the action, which happens at the "
         "scheduled time (the run starts early by the longest warning)",
         examples=[[900, 300, 60, 10]],
+        json_schema_extra={"uniqueItems": True},
     )
-    message: Message = Field(
+    message: Template = Field(
         default="Server restarts in {remaining}",
         description="The warning; {remaining} is the time left in words (15 minutes)",
     )
@@ -79,20 +87,12 @@ class _Countdown(_Step):
             raise ValueError("each warning time may appear once")
         return sorted(value, reverse=True)
 
-    @field_validator("message")
-    @classmethod
-    def _template(cls, value: str) -> str:
-        problem = check_template(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value
-
 
 class StopStep(_Countdown):
     """Stop the game server gracefully; done when it has exited."""
 
     action: Literal["stop"]
-    message: Message = "Server stops in {remaining}"
+    message: Template = "Server stops in {remaining}"
 
 
 class StartStep(_Step):
@@ -115,7 +115,7 @@ class InstallStep(_Countdown):
     version: Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9.\-]+$")] = (
         "stable"
     )
-    message: Message = "Server updates in {remaining}"
+    message: Template = "Server updates in {remaining}"
     timeout_seconds: Seconds = 1800
 
 

@@ -12,8 +12,8 @@ from vintagestory_api.scheduler.schemas import ScheduleWarningInfo
 
 from .control import utc_now
 from .errors import ScheduleInvalid
-from .plans import Planned, one_off_in_past, planned, save_warnings
-from .schemas import RESERVED_IDS, ImportResult, ScheduleCreate
+from .plans import Planned, check_rules, one_off_in_past, planned, save_warnings
+from .schemas import ImportResult, ScheduleCreate
 from .store import SchedulesStore
 
 logger = structlog.get_logger()
@@ -48,8 +48,7 @@ class Transfer:
                         planned(schedule.trigger, self._default_tz, field=f"{where}.trigger"),
                     )
                 )
-                if schedule.id in RESERVED_IDS:
-                    raise ScheduleInvalid(f"{where}.id: '{schedule.id}' is reserved")
+                check_rules(schedule, where)
                 past = one_off_in_past(schedule.trigger, utc_now())
                 if past and old.get(schedule.id) != schedule:
                     raise ScheduleInvalid(f"{where}.trigger.at: must be in the future")
