@@ -95,12 +95,17 @@ class SchedulesService(HoldBook, Transfer):
         skip = {k: v for k, v in document.skip_next.items() if v.action_at > now}
         postponed = {k: v for k, v in document.postponed.items() if v.to > now}
         holds = [hold for hold in document.holds if hold.until > now]
-        async with self._store.lock:
-            await self._store.save(
-                document.model_copy(
-                    update={"skip_next": skip, "postponed": postponed, "holds": holds}
-                )
-            )
+        pruned = document.model_copy(
+            update={"skip_next": skip, "postponed": postponed, "holds": holds}
+        )
+        # Written only when something expired: a damaged file stays reported until a change.
+        if pruned != document:
+            async with self._store.lock:
+                try:
+                    await self._store.save(pruned)
+                except StateWriteFailed:
+                    # Reported in /healthz; the expired marks are ignored at their fire anyway.
+                    pass
         for schedule in self._store.document.schedules:
             self._register(schedule)
 
