@@ -4,12 +4,14 @@ occurrences, holds, timeline and export; what the routes call."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 
+from vintagestory_api.errors import StateWriteFailed
 from vintagestory_api.kit.schemas import ComponentHealth
 from vintagestory_api.scheduler.errors import InvalidSchedule
 from vintagestory_api.scheduler.schemas import ScheduleWarningInfo
@@ -101,11 +103,9 @@ class SchedulesService(HoldBook, Transfer):
         # Written only when something expired: a damaged file stays reported until a change.
         if pruned != document:
             async with self._store.lock:
-                try:
+                # A failed write is reported in /healthz; expired marks never match a fire.
+                with contextlib.suppress(StateWriteFailed):
                     await self._store.save(pruned)
-                except StateWriteFailed:
-                    # Reported in /healthz; the expired marks are ignored at their fire anyway.
-                    pass
         for schedule in self._store.document.schedules:
             self._register(schedule)
 
