@@ -335,6 +335,7 @@ def no_key_is_rejected(
 SEMANTIC_REJECTIONS = frozenset(
     {
         "INVALID_SCHEDULE",
+        "INVALID_HOLD",
         "METRICS_WINDOW_TOO_LONG",
         "INVALID_COMMAND",
         "INVALID_MOD_REFERENCE",

@@ -60,6 +60,15 @@ from vintagestory_api.mods.service import build_mods_service
 from vintagestory_api.scheduler import router as scheduler_router
 from vintagestory_api.scheduler.factory import build_scheduler
 from vintagestory_api.scheduler.schemas import JobList
+from vintagestory_api.schedules import router as schedules_router
+from vintagestory_api.schedules.adapters import (
+    ScheduledBackups,
+    ScheduledInstalls,
+    ScheduledModUpdates,
+)
+from vintagestory_api.schedules.executor import Executor
+from vintagestory_api.schedules.service import SchedulesService
+from vintagestory_api.schedules.store import SCHEDULES_FILE, SchedulesStore
 from vintagestory_api.versions import jobs as versions_jobs
 from vintagestory_api.versions import router as versions_router
 from vintagestory_api.versions.service import build_versions_service
@@ -104,6 +113,12 @@ OPENAPI_TAGS = [
         "name": "backups",
         "description": "World backups: take (a run of world_backup), list, download, pin, "
         "delete, restore (a run of world_restore).",
+    },
+    {
+        "name": "schedules",
+        "description": "Admin schedules (restarts with countdowns, player-aware gating, chains "
+        "of steps that wait for completion), their occurrences, the timeline, export and "
+        "import, and maintenance holds (monitor reads, admin changes).",
     },
     {
         "name": "metrics",
@@ -195,6 +210,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
                 *backups_jobs.builtin_jobs(backups),
             ]
         )
+        # Admin schedules are jobs too; registered after the built-in ones, their pause flags
+        # from the same job state; their backup and install steps call those services.
+        schedules = app.state.schedules = SchedulesService(
+            SchedulesStore.load(settings.state_dir / SCHEDULES_FILE),
+            scheduler,
+            Executor(
+                gameserver,
+                backups=ScheduledBackups(backups),
+                installer=ScheduledInstalls(installer),
+                mods=ScheduledModUpdates(app.state.mod_manager),
+            ),
+            is_paused=scheduling.job_state.is_paused,
+        )
+        await schedules.start()
         # Last in, first out: on shutdown the game server is stopped the graceful way (its world
         # saved) while everything else still runs.
         stack.push_async_callback(gameserver.close)
@@ -339,6 +368,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(metrics_router.router)
     api.include_router(gameserver_router.router)
     api.include_router(backups_router.router)
+    api.include_router(schedules_router.router)
+    api.include_router(schedules_router.holds_router)
     app.include_router(health_router.router)
     app.include_router(metrics_router.prometheus_router)
     app.include_router(api)
@@ -363,7 +394,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             EnvelopeCorsMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
             allow_headers=["X-API-Key", "Content-Type", "X-Request-ID"],
             expose_headers=["X-Request-ID"],
         )

@@ -83,7 +83,7 @@ def test_a_backup_while_rows_are_written_holds_every_row_committed_before_genbac
     assert restart.status_code == 409
     assert restart.json()["error"] == {
         "code": "SERVER_BUSY",
-        "message": "a world backup holds the game server",
+        "message": "the game server is busy: a world backup holds it",
     }
     again = game.post(BACKUPS, headers=ADMIN)
     assert again.status_code == 409

@@ -14,7 +14,13 @@ from vintagestory_api.app import create_app
 from vintagestory_api.config import Settings
 from vintagestory_api.kit.state_files import write_json
 
-STATE_FILES = ("api-settings.json", "job-state.json", "versions-cache.json", "mod-cache.json")
+STATE_FILES = (
+    "api-settings.json",
+    "job-state.json",
+    "versions-cache.json",
+    "mod-cache.json",
+    "schedules.json",
+)
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ restart on GET /server, and the restart clears it."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -80,3 +82,55 @@ def test_mod_changes_while_running_set_restart_pending_until_the_restart(
         client, lambda s: s["state"] == "running" and s["pid"] != first_pid, what="a new process"
     )
     assert after["restart_pending"] == {"pending": False, "reasons": [], "at": None}
+
+
+def test_a_schedule_that_updates_mods_then_restarts_applies_them_and_clears_the_pending_restart(
+    game: tuple[TestClient, StubServer],
+) -> None:
+    client, stub = game
+    publish(stub, "carryon", {v: zip_bytes(carryon_modinfo(v)) for v in ("1.12.0", "1.12.1")})
+    assert client.post(MODS, json={"mod": "carryon", "version": "1.12.0"}, headers=ADMIN).is_success
+    # The install's own lookup is what GET /mods shows: the update the step will apply.
+    wait_until_mods(client, lambda mods: mods[0]["moddb"]["update_available"])
+    assert client.post(f"{SERVER}/start", headers=ADMIN).status_code == 202
+    first_pid = wait_state(client, "running")["pid"]
+    schedule = {
+        "id": "mods",
+        "name": "Mod updates",
+        "trigger": {"cron": "0 4 1 1 *", "timezone": "UTC"},
+        "steps": [{"action": "update_mods"}, {"action": "restart"}],
+    }
+    assert client.post("/api/v1alpha1/schedules", json=schedule, headers=ADMIN).status_code == 201
+    assert client.post("/api/v1alpha1/jobs/schedule.mods/run", headers=ADMIN).status_code == 202
+    run = wait_schedule_run(client, "mods")
+    assert run["outcome"] == "succeeded", run
+    update, restart = run["result"]["steps"]
+    assert update["detail"] == "carryon 1.12.0 → 1.12.1"
+    assert restart["outcome"] == "succeeded"
+    after = status(client)
+    assert after["pid"] != first_pid
+    assert after["restart_pending"] == {"pending": False, "reasons": [], "at": None}
+    [carryon] = client.get(MODS, headers=ADMIN).json()["data"]["mods"]
+    assert carryon["version"] == "1.12.1"
+
+
+def wait_until_mods(client: TestClient, predicate: Callable[[list[Any]], bool]) -> None:
+    deadline = time.monotonic() + 15
+    while True:
+        mods = client.get(MODS, headers=ADMIN).json()["data"]["mods"]
+        if mods and mods[0].get("moddb") and predicate(mods):
+            return
+        assert time.monotonic() < deadline, f"the mod check did not get there: {mods}"
+        time.sleep(0.05)
+
+
+def wait_schedule_run(client: TestClient, schedule_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while True:
+        path = f"/api/v1alpha1/jobs/schedule.{schedule_id}/runs"
+        runs = client.get(path, headers=ADMIN).json()["data"]["runs"]
+        if runs and runs[0]["outcome"] != "running":
+            found: dict[str, Any] = runs[0]
+            return found
+        assert time.monotonic() < deadline, f"no finished run of {schedule_id}: {runs}"
+        time.sleep(0.05)

@@ -170,7 +170,7 @@ class BackupService:
     def _server_settled(self) -> None:
         held = self._gameserver.held_by
         if held is not None:
-            raise LifecycleInProgress(f"{held} holds the game server")
+            raise LifecycleInProgress(f"the game server is busy: {held} holds it", holder=held)
         state = self._gameserver.state
         if state in ("starting", "stopping"):
             raise LifecycleInProgress(

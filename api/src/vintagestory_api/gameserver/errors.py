@@ -21,11 +21,15 @@ class ServerNotRunning(GameServerError, Conflict):
 
 
 class LifecycleInProgress(GameServerError, Conflict):
-    """The one refusal for every overlap on the game server: a start, stop or restart in
-    progress, or another domain's work (a world backup, a restore) holding it."""
+    """A start, stop or restart is under way, or another domain holds the server (a backup,
+    a schedule's restart); the message names the holder."""
 
     code = "SERVER_BUSY"
-    example = "a world backup holds the game server"
+    example = "the game server is busy: schedule 'nightly-restart' holds it"
+
+    def __init__(self, message: str, *, holder: str | None = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class ServerNotInstalled(GameServerError, Conflict):

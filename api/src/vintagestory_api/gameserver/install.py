@@ -116,6 +116,13 @@ class InstallService:
         """The operation under way, or the last one since the API started."""
         return self._op.model_copy() if self._op is not None else None
 
+    async def finished(self) -> InstallOperation | None:
+        """Once the operation under way (if any) has ended: the last operation."""
+        task = self._task
+        if task is not None:
+            await asyncio.wait({task})
+        return self.operation()
+
     async def start(self) -> None:
         """At startup: remove what an interrupted install left, and mend `current_version`."""
         await asyncio.to_thread(self._tidy)

@@ -9,6 +9,7 @@ installer holds the lifecycle while it switches versions and stops and starts th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -86,7 +87,8 @@ class GameServerService:
     async def start(self, role: str, *, holder: str | None = None) -> bool:
         """True when a start began; False when it was already starting or running.
 
-        `holder`: the `lifecycle()` holder starting it, whose own hold does not refuse it.
+        `holder`: the hold (see `lifecycle`) this start is part of; anyone else is refused
+        while it is held.
         """
         return await self._supervisor.start(role, holder=holder)
 
@@ -99,8 +101,30 @@ class GameServerService:
         if await self._supervisor.stop(role, holder=holder):
             await self._supervisor.wait_stopped()
 
-    async def restart(self, role: str) -> bool:
-        return await self._supervisor.restart(role)
+    async def restart(self, role: str, *, holder: str | None = None) -> bool:
+        return await self._supervisor.restart(role, holder=holder)
+
+    @property
+    def busy_with(self) -> str | None:
+        """The lifecycle action in progress or the holder, if any (what a 409 would name)."""
+        return self._supervisor.action or self._supervisor.held_by
+
+    async def wait_for_state(self, done: Callable[[ServerState], bool]) -> ServerState:
+        """Wait until `done(state)` holds, checked now and at every state change; bound it
+        with a timeout."""
+        changed = asyncio.Event()
+
+        def listener(_: ServerState) -> None:
+            changed.set()
+
+        self._supervisor.add_state_listener(listener)
+        try:
+            while not done(self._supervisor.state):
+                await changed.wait()
+                changed.clear()
+            return self._supervisor.state
+        finally:
+            self._supervisor.remove_state_listener(listener)
 
     async def close(self) -> None:
         await self._supervisor.close()
@@ -110,6 +134,7 @@ class GameServerService:
         """Hold off starts, stops and restarts (409 SERVER_BUSY meanwhile) while `holder`
         works; `holder` reads as the subject of "... holds the game server"."""
         supervisor = self._supervisor
+        # Refused (409 SERVER_BUSY naming who) during a start, stop or restart, or another hold.
         supervisor.hold(holder)
         try:
             yield
@@ -301,6 +326,12 @@ class GameServerService:
             raise ServerNotRunning(f"the game server's console is gone: {exc}") from None
         echoed = any(e.text.startswith("Handling Console Command ") for e in entries)
         return CommandReply(sent=line, echoed=echoed, lines=[_line(e) for e in entries])
+
+    async def poll_players(self) -> PlayerList:
+        """Who is online by a fresh `/stats compact` poll, not by the joins and leaves seen
+        since the last one (which drift); the tracked list when the poll gets no answer."""
+        await self._supervisor.refresh_players()
+        return self.players()
 
     def players(self) -> PlayerList:
         tracker = self._supervisor.players

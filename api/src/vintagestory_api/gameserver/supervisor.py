@@ -120,6 +120,10 @@ class Supervisor:
     def add_state_listener(self, listener: Callable[[ServerState], None]) -> None:
         self._state_listeners.append(listener)
 
+    def remove_state_listener(self, listener: Callable[[ServerState], None]) -> None:
+        if listener in self._state_listeners:
+            self._state_listeners.remove(listener)
+
     def change_state(
         self,
         new: ServerState,
@@ -159,11 +163,14 @@ class Supervisor:
         return True
 
     def _busy(self, holder: str | None = None) -> None:
-        """Refuse while an action runs, or while someone other than `holder` holds the server."""
         if self._action is not None:
-            raise LifecycleInProgress(f"a {self._action} of the game server is in progress")
+            raise LifecycleInProgress(
+                f"the game server is busy: a {self._action} is in progress", holder=self._action
+            )
         if self._held is not None and self._held != holder:
-            raise LifecycleInProgress(f"{self._held} holds the game server")
+            raise LifecycleInProgress(
+                f"the game server is busy: {self._held} holds it", holder=self._held
+            )
 
     def hold(self, holder: str) -> None:
         """Another domain's work that no lifecycle action may overlap (the holder's own
@@ -217,8 +224,8 @@ class Supervisor:
         if task is not None:
             await asyncio.wait({task})
 
-    async def restart(self, role: str) -> bool:
-        self._busy()
+    async def restart(self, role: str, *, holder: str | None = None) -> bool:
+        self._busy(holder)
         self.should_run = True
         self._cancel_restart()
         self.record("restart_requested", role=role)
@@ -371,6 +378,17 @@ class Supervisor:
         """Write one console line; the echo and what followed within the reply window."""
         return await run.writer.request(line, wait_for=wait_for)
 
+    async def refresh_players(self) -> bool:
+        """One `/stats compact` poll now; False when the server is not running to answer."""
+        run = self.run
+        if run is None or self._state is not ServerState.RUNNING:
+            return False
+        try:
+            reply = await run.writer.request("/stats compact", wait_for="Players online:")
+        except ConnectionError:
+            return False
+        return any(self.players.reconcile(entry.text) for entry in reply)
+
     async def _poll_players(self, run: GameRun) -> None:
         await poll_players(run.writer, self.players, run.exited, self._poll_seconds)
 
@@ -443,7 +461,8 @@ class Supervisor:
             await self._released.wait()
         self._restart_task = None
         self.restart_at = None
-        if self._state is not ServerState.CRASHED or self._action is not None:
+        busy = self._action is not None or self._held is not None
+        if self._state is not ServerState.CRASHED or busy:
             return
         self._action = "start"
         try:

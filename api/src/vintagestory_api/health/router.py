@@ -25,8 +25,8 @@ def _scheduler_health(request: Request) -> SchedulerHealth:
 
 
 # What on app.state keeps a state file, each answering `state_file_health()`: the keys, the
-# operator settings, the job state, the two caches.
-_STATE_FILE_OWNERS = ("api_keys", "api_settings", "job_state", "versions", "mods")
+# operator settings, the job state, the two caches, the schedules.
+_STATE_FILE_OWNERS = ("api_keys", "api_settings", "job_state", "versions", "mods", "schedules")
 
 
 def _state_files(request: Request) -> dict[str, ComponentHealth]:

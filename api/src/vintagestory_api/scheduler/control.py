@@ -19,7 +19,7 @@ from vintagestory_api.api_settings.service import ApiSettingsService
 from vintagestory_api.auth.keys import Role
 from vintagestory_api.errors import StateWriteFailed
 
-from .errors import InvalidSchedule, JobNotFound
+from .errors import InvalidSchedule, JobManagedElsewhere, JobNotFound
 from .schemas import JobInfo
 from .specs import JobFunc
 from .state import JobStateStore
@@ -137,6 +137,12 @@ class JobControl:
             raise JobNotFound(job_id)
         return self._scheduler.get_job(job_id)
 
+    def _not_managed_elsewhere(self, info: JobInfo, change: str) -> None:
+        if info.managed_by is not None:
+            raise JobManagedElsewhere(
+                f"job '{info.id}' is defined at {info.managed_by}; {change} it there"
+            )
+
     async def reschedule(
         self,
         job_id: str,
@@ -147,6 +153,7 @@ class JobControl:
         role: Role,
     ) -> JobInfo:
         before = self._existing(job_id)
+        self._not_managed_elsewhere(before, "reschedule")
         setting = self.builtin_setting(job_id)
         if setting is None:
             info = self._scheduler.reschedule(
@@ -204,6 +211,7 @@ class JobControl:
 
     async def delete(self, job_id: str, *, role: Role) -> None:
         before = self._existing(job_id)
+        self._not_managed_elsewhere(before, "delete")
         setting = self.builtin_setting(job_id)
         if setting is not None:
             # Disabling a built-in job is its setting going to 0 (or ""), so it stays disabled

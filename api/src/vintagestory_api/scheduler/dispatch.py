@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from .runner import JobRunner
@@ -74,13 +74,18 @@ class Dispatcher:
         task = asyncio.current_task()
         assert task is not None
         self._fire_tasks.add(task)
+        call = functools.partial(spec.func, *spec.args)
+        if spec.lead_seconds is not None:
+            call = functools.partial(
+                call, action_at=scheduled_for + timedelta(seconds=spec.lead_seconds)
+            )
         try:
             # The run happens in this task, so APScheduler's max_instances count stays honest
             # while it lasts; APScheduler cancels its tasks only in its own shutdown, which
             # comes after ours has drained the runs.
             await self._runner.run_here(
                 spec.job_id,
-                functools.partial(spec.func, *spec.args),
+                call,
                 trigger=trigger,
                 scheduled_for=scheduled_for,
                 timeout=self._jobs.timeout_for(spec),

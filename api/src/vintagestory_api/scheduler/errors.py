@@ -70,3 +70,10 @@ class InvalidSchedule(SchedulerError, ValidationFailed):
 class SchedulerNotRunning(SchedulerError, ServiceUnavailable):
     code = "SCHEDULER_NOT_RUNNING"
     example = "the scheduler is not running"
+
+
+class JobManagedElsewhere(SchedulerError, Conflict):
+    """A job defined by another domain (an admin schedule): changed there, not through /jobs."""
+
+    code = "JOB_MANAGED_ELSEWHERE"
+    example = "job 'schedule.nightly' is an admin schedule; change it with PUT /schedules/nightly"

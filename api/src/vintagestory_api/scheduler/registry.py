@@ -103,6 +103,8 @@ class JobRegistry:
             args=options.get("args", ()),
             timeout_seconds=options.get("timeout_seconds"),
             quiet=options.get("quiet", False),
+            lead_seconds=options.get("lead_seconds"),
+            managed_by=options.get("managed_by"),
         )
         start: dict[str, Any] = {}
         if options.get("paused"):
@@ -114,7 +116,7 @@ class JobRegistry:
     def _add(self, spec: JobSpec, start: dict[str, Any]) -> JobInfo:
         if spec.job_id in self._jobs:
             raise JobAlreadyExists(f"job '{spec.job_id}' already exists")
-        trigger = make_trigger(spec.schedule)
+        trigger = make_trigger(spec.schedule, lead_seconds=spec.lead_seconds)
         require_first_fire(trigger, spec.schedule.tz, utc_now())
         self._jobs[spec.job_id] = spec
         self.changed()
@@ -143,6 +145,31 @@ class JobRegistry:
         # A run in flight is not touched: it finishes and stays in the history.
         in_flight = self._runner.current(job_id) is not None
         logger.info("job_removed", job_id=job_id, run_in_flight=in_flight)
+
+    def add_schedule_job(
+        self,
+        func: JobFunc,
+        job_id: str,
+        *,
+        cron: str | None = None,
+        timezone: str | None = None,
+        interval_seconds: int | None = None,
+        at: datetime | None = None,
+        first_run_at: datetime | None = None,
+        **options: Unpack[JobOptions],
+    ) -> JobInfo:
+        """A job on a cron (with timezone), an interval or a one-off time, as admin schedules
+        define them; `first_run_at` moves only its first fire (a postponed occurrence)."""
+        if at is not None:
+            schedule = one_off_schedule(at, default_tz=self._default_tz)
+        else:
+            schedule = parse_schedule(
+                interval_seconds=interval_seconds,
+                cron=cron,
+                timezone=timezone,
+                default_tz=self._default_tz,
+            )
+        return self.add_job(func, job_id, schedule, first_run_at=first_run_at, **options)
 
     def has_job(self, job_id: str) -> bool:
         return job_id in self._jobs

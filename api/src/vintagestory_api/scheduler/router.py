@@ -19,6 +19,7 @@ from .deps import JobControlDep, JobListBodyDep, SchedulerDep
 from .errors import (
     InvalidSchedule,
     JobAlreadyRunning,
+    JobManagedElsewhere,
     JobNotFound,
     JobNotResumable,
     RunNotFound,
@@ -180,7 +181,9 @@ async def resume_job(job_id: JobId, control: JobControlDep, role: AdminDep) -> A
 @router.patch(
     "/{job_id}",
     summary="Give a job a new schedule: an interval, or a cron expression and timezone",
-    responses=error_responses(JobNotFound, InvalidSchedule, ValidationFailed, StateWriteFailed),
+    responses=error_responses(
+        JobNotFound, InvalidSchedule, ValidationFailed, StateWriteFailed, JobManagedElsewhere
+    ),
 )
 async def reschedule_job(
     job_id: JobId,
@@ -203,7 +206,7 @@ async def reschedule_job(
 @router.delete(
     "/{job_id}",
     summary="Remove a job (a run in flight finishes and stays in the history)",
-    responses=error_responses(JobNotFound, StateWriteFailed),
+    responses=error_responses(JobNotFound, StateWriteFailed, JobManagedElsewhere),
 )
 async def delete_job(
     job_id: JobId, control: JobControlDep, role: AdminDep

@@ -14,6 +14,7 @@ from vintagestory_api.errors import ExpectedFailure
 
 from .context import bind_run, unbind_run
 from .errors import JobAlreadyRunning
+from .outcomes import RunEnded
 from .runs import (
     RunHistory,
     elapsed_ms,
@@ -156,6 +157,11 @@ class JobRunner:
                 run.error = RunError(type="TimeoutError", message=reason)
             else:
                 failure = exc
+        except RunEnded as ended:
+            run.result = run_result(ended.result)
+            outcome, reason = ended.outcome, ended.reason
+            if ended.outcome == "failed":
+                run.error = RunError(type="RunFailed", message=ended.reason[:500])
         except asyncio.CancelledError:
             # Our own task, cancelled at shutdown: a recorded outcome, not an error to re-raise.
             outcome, reason = "cancelled", active.cancel_reason or "cancelled"

@@ -108,6 +108,13 @@ class JobInfo(BaseModel):
     )
     last_run: JobRun | None = None
     counts: RunCounts
+    managed_by: str | None = Field(
+        default=None,
+        description="Where this job is defined and changed when not here (an admin schedule: "
+        "/schedules/{id}); such a job can be run, paused and resumed here, not rescheduled or "
+        "deleted",
+        examples=["/schedules/nightly-restart"],
+    )
 
 
 class JobDetail(JobInfo):

@@ -20,7 +20,7 @@ import asyncio
 import dataclasses
 import functools
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 import structlog
@@ -213,6 +213,34 @@ class SchedulerService(JobRegistry):
             raise JobNotFound(job_id)
         return await page_runs(self._history, job_id, limit=limit, before=before, outcome=outcome)
 
+    def current_run(self, job_id: str) -> JobRun | None:
+        """The job's run in flight, as it is now."""
+        run = self._runner.current(job_id)
+        return run.model_copy() if run is not None else None
+
+    def last_run(self, job_id: str) -> JobRun | None:
+        return self._history.last(job_id)
+
+    def next_fire_time(self, job_id: str) -> datetime | None:
+        """When the job fires next (aware, UTC); None when paused or never again."""
+        self._spec(job_id)
+        next_run = self._next_run_time(job_id)
+        return next_run.astimezone(UTC) if isinstance(next_run, datetime) else None
+
+    def fire_times_until(self, job_id: str, end: datetime, limit: int = 1000) -> list[datetime]:
+        """The job's coming fire times up to `end` (at most `limit`), from its live trigger."""
+        self._spec(job_id)
+        job = self._scheduler.get_job(job_id)
+        first = self.next_fire_time(job_id)
+        if job is None or first is None:
+            return []
+        times: list[datetime] = []
+        fire: datetime | None = first
+        while fire is not None and fire <= end and len(times) < limit:
+            times.append(fire.astimezone(UTC))
+            fire = job.trigger.get_next_fire_time(fire, fire)
+        return times
+
     def wake(self) -> None:
         """Look at due jobs now, e.g. after the host clock jumped (APScheduler otherwise sleeps
         until the fire time it computed from the old clock)."""
@@ -285,7 +313,7 @@ class SchedulerService(JobRegistry):
             timezone=timezone,
             default_tz=spec.schedule.tz,
         )
-        trigger = make_trigger(schedule)
+        trigger = make_trigger(schedule, lead_seconds=spec.lead_seconds)
         first = require_first_fire(trigger, schedule.tz, utc_now())
         if self._next_run_time(job_id) is None:
             # APScheduler's reschedule_job would un-pause it.
@@ -337,6 +365,11 @@ class SchedulerService(JobRegistry):
         if not self.running:
             raise SchedulerNotRunning("the scheduler is not running")
         call = functools.partial(spec.func, *spec.args)
+        if spec.lead_seconds is not None:
+            # Run now means the lead (a countdown) begins now.
+            call = functools.partial(
+                call, action_at=utc_now() + timedelta(seconds=spec.lead_seconds)
+            )
         run, _ = self._runner.start(
             job_id,
             call,

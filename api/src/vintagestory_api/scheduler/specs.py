@@ -98,6 +98,12 @@ class JobOptions(TypedDict, total=False):
     paused: bool
     # A frequent routine job: its successful runs are logged at debug, not info.
     quiet: bool
+    # The job's work culminates this many seconds after each fire (a countdown before a
+    # restart): the trigger's times are those moments, fires come this much earlier, and the
+    # function is called with `action_at`, the moment its fire leads up to.
+    lead_seconds: int
+    # Where the job is defined and changed, when not through /jobs (e.g. "/schedules/nightly").
+    managed_by: str
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,8 @@ class JobSpec:
     timeout_seconds: float | None
     schedule: Schedule
     quiet: bool = False
+    lead_seconds: int | None = None
+    managed_by: str | None = None
 
 
 def job_info(
@@ -139,6 +147,7 @@ def job_info(
         timeout_seconds=timeout_seconds,
         last_run=last_run,
         counts=counts,
+        managed_by=spec.managed_by,
     )
 
 
@@ -152,6 +161,8 @@ def job_spec(
     args: Sequence[Any],
     timeout_seconds: float | None,
     quiet: bool = False,
+    lead_seconds: int | None = None,
+    managed_by: str | None = None,
 ) -> JobSpec:
     """A checked job definition; programming errors raise TypeError / ValueError."""
     if not inspect.iscoroutinefunction(func):
@@ -164,6 +175,8 @@ def job_spec(
         raise ValueError("job_id must not be empty")
     if timeout_seconds is not None and timeout_seconds <= 0:
         raise ValueError(f"job '{job_id}': timeout_seconds must be positive")
+    if lead_seconds is not None and lead_seconds < 0:
+        raise ValueError(f"job '{job_id}': lead_seconds must not be negative")
     return JobSpec(
         job_id=job_id,
         func=func,
@@ -173,4 +186,6 @@ def job_spec(
         timeout_seconds=timeout_seconds,
         schedule=schedule,
         quiet=quiet,
+        lead_seconds=lead_seconds,
+        managed_by=managed_by,
     )

@@ -54,6 +54,25 @@ class CronTimesTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler is unt
         return f"<CronTimesTrigger ({self.spec.normalized!r}, timezone={self.timezone!s})>"
 
 
+class LeadTrigger(BaseTrigger):  # type: ignore[misc]  # apscheduler is untyped
+    """Fires `lead` earlier than `inner`: the inner trigger's times are the moments a job's
+    work leads up to (a restart after its countdown), its fires are when that work begins."""
+
+    def __init__(self, inner: Any, lead: timedelta) -> None:
+        self.inner = inner
+        self.lead = lead
+
+    def get_next_fire_time(
+        self, previous_fire_time: datetime | None, now: datetime
+    ) -> datetime | None:
+        previous = previous_fire_time + self.lead if previous_fire_time is not None else None
+        moment: datetime | None = self.inner.get_next_fire_time(previous, now + self.lead)
+        return moment - self.lead if moment is not None else None
+
+    def __str__(self) -> str:
+        return f"{self.inner} - {self.lead.total_seconds():g} s"
+
+
 class VersionedJobStore(MemoryJobStore):  # type: ignore[misc]  # apscheduler is untyped
     """A MemoryJobStore that counts its changes.
 
@@ -101,15 +120,23 @@ def make_scheduler(store: VersionedJobStore, tz: tzinfo, misfire_grace_seconds: 
     )
 
 
-def make_trigger(schedule: Schedule, start: datetime | None = None) -> Any:
-    """The APScheduler trigger of `schedule`; an interval counts from `start` when given."""
+def make_trigger(
+    schedule: Schedule, start: datetime | None = None, *, lead_seconds: int | None = None
+) -> Any:
+    """The APScheduler trigger of `schedule`; an interval counts from `start` when given; with
+    `lead_seconds`, every fire comes that much before the schedule's moment."""
+    trigger: Any
     if schedule.cron is not None:
-        return CronTimesTrigger(schedule.cron, schedule.tz)
-    if schedule.at is not None:
-        return DateTrigger(run_date=schedule.at, timezone=schedule.tz)
-    return IntervalTrigger(
-        seconds=schedule.interval_seconds, timezone=schedule.tz, start_date=start
-    )
+        trigger = CronTimesTrigger(schedule.cron, schedule.tz)
+    elif schedule.at is not None:
+        trigger = DateTrigger(run_date=schedule.at, timezone=schedule.tz)
+    else:
+        trigger = IntervalTrigger(
+            seconds=schedule.interval_seconds, timezone=schedule.tz, start_date=start
+        )
+    if lead_seconds:
+        return LeadTrigger(trigger, timedelta(seconds=lead_seconds))
+    return trigger
 
 
 def fire_times(schedule: Schedule, start: datetime, count: int) -> list[datetime]:
