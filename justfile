@@ -42,7 +42,7 @@ typecheck: sync
 
 # Run the test suite on every CPU (pytest-xdist); extra arguments go to pytest (e.g. `just test -k scheduler -x`, `-n 0` for one process)
 test *args: sync
-    cd {{api}} && uv run --locked --no-sync pytest -n auto {{args}}
+    cd {{api}} && uv run --locked --no-sync pytest -n auto --dist worksteal {{args}}
 
 # Contract fuzzing with schemathesis (api/fuzz); FUZZ_MAX_EXAMPLES sets examples per operation
 fuzz *args: sync

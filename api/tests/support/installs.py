@@ -31,6 +31,9 @@ def install_settings(settings: Settings, cdn: StubCdn, **overrides: Any) -> Sett
             "server_command": LAUNCH_CURRENT,
             "install_max_download_bytes": 1024 * 1024,
             **FAST_HTTP,
+            # A connect to the stub on loopback succeeds at once or is refused at once; only a
+            # starved event loop (a loaded CI machine) takes longer, which is no failure here.
+            "http_connect_timeout": 5.0,
             **overrides,
         }
     )
