@@ -21,7 +21,6 @@ from vintagestory_api.auth.middleware import ApiKeyMiddleware
 from vintagestory_api.auth.tokens import WsTokens
 from vintagestory_api.backups import jobs as backups_jobs
 from vintagestory_api.backups import router as backups_router
-from vintagestory_api.backups.errors import WorldNotFound
 from vintagestory_api.backups.service import BackupService
 from vintagestory_api.config import Settings
 from vintagestory_api.errors import (
@@ -33,7 +32,7 @@ from vintagestory_api.errors import (
 )
 from vintagestory_api.gameserver import router as gameserver_router
 from vintagestory_api.gameserver.exits import Timings
-from vintagestory_api.gameserver.install import ModCheck, PreSwitch, build_installer
+from vintagestory_api.gameserver.install import ModCheck, build_installer
 from vintagestory_api.gameserver.launch import LaunchConfig
 from vintagestory_api.gameserver.process import Launcher
 from vintagestory_api.gameserver.schemas import IncompatibleMod
@@ -195,7 +194,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             gameserver,
             http_client,
             app.state.versions,
-            _pre_update_backup(backups),
+            backups.before_version_switch,
             _mod_check(app.state.mod_manager),
         )
         app.state.installer = installer
@@ -244,18 +243,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         finally:
             app.state.ready = False
     logger.info("api_stopped")
-
-
-def _pre_update_backup(backups: BackupService) -> PreSwitch:
-    async def back_up() -> str | None:
-        try:
-            backup = await backups.take("pre_update")
-        except WorldNotFound:
-            # A first install: no world exists yet, so there is nothing to lose.
-            return None
-        return backup.id
-
-    return back_up
 
 
 def _mod_check(mods: ModManager) -> ModCheck:

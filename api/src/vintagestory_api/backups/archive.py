@@ -45,6 +45,7 @@ def compress(source: Path, target: Path) -> Packed:
     with open(source, "rb") as src, open(target, "wb") as out:
         sink = _HashingWriter(out)
         compressor = zstandard.ZstdCompressor(level=LEVEL, write_checksum=True)
+        # zstandard's stub asks for a whole IO[bytes]; the writer only ever calls write().
         with compressor.stream_writer(sink, closefd=False) as writer:  # type: ignore[arg-type]
             while chunk := src.read(CHUNK):
                 world_hash.update(chunk)

@@ -209,6 +209,15 @@ class BackupService:
             finally:
                 self._busy_since, self._busy_with = None, ""
 
+    async def before_version_switch(self) -> str | None:
+        """The installer's `pre_update` backup: its id, or None on a first install (no world
+        yet, so nothing to lose); raises like `take`, and then nothing is switched."""
+        try:
+            backup = await self.take("pre_update")
+        except WorldNotFound:
+            return None
+        return backup.id
+
     async def take(self, trigger: BackupTrigger = "manual") -> Backup:
         """Take a backup and return it once verified and stored; raises a clear ApiError
         (BACKUP_IN_PROGRESS, SERVER_BUSY, INSUFFICIENT_STORAGE, BACKUP_FAILED, ...)."""
