@@ -24,7 +24,8 @@ from vintagestory_api.gameserver.service import GameServerService
 from vintagestory_api.kit.http import FetchPolicy, JsonFetcher
 from vintagestory_api.kit.version_numbers import is_newer
 
-from .dependencies import dependents, missing_dependencies
+from .compatibility import incompatible_mods
+from .dependencies import dependents
 from .errors import (
     ModNotInstalled,
     ModOperationInProgress,
@@ -32,12 +33,8 @@ from .errors import (
     ModWriteFailed,
     NoPreviousVersion,
 )
-from .modinfo import ModFile
-from .releases import (
-    ModReference,
-    Verdict,
-    judge_installed,
-)
+from .planning import Planner
+from .releases import ModReference
 from .schemas import (
     KeptVersion,
     MissingDependency,
@@ -55,9 +52,6 @@ from .store import Entry, ModPaths, ModStore
 
 logger = structlog.get_logger()
 
-# A dependency chain longer than this is a loop or a mistake, not something to download.
-MAX_PLANNED_MODS = 20
-
 
 class ModManager:
     def __init__(
@@ -71,6 +65,7 @@ class ModManager:
     ) -> None:
         self._source = source
         self._store = store
+        self._planner = Planner(source, store)
         self._catalog = catalog
         self._gameserver = gameserver
         self._concurrency = concurrency
@@ -103,21 +98,9 @@ class ModManager:
         """Every enabled mod that is not verified for `game_version`, with the release to
         update to when the database has one (what a game server update would break)."""
         entries = [e for e in await self._entries() if e.enabled and e.mod.modid]
-        semaphore = asyncio.Semaphore(self._concurrency)
-
-        async def check(entry: Entry) -> ModCompatibility:
-            modid = entry.mod.modid or ""
-            async with semaphore:
-                try:
-                    record = await self._source.lookup(ModReference(key=modid))
-                except ApiError as exc:
-                    return _compat(entry, Verdict("unknown", None, exc.message))
-            floor = dict(entry.mod.dependencies).get("game")
-            verdict = judge_installed(modid, entry.mod.version, floor, record, game_version)
-            return _compat(entry, verdict)
-
-        results = await asyncio.gather(*(check(e) for e in entries))
-        return [r for r in results if r.compatibility != "verified"]
+        return await incompatible_mods(
+            self._source, entries, game_version, concurrency=self._concurrency
+        )
 
     async def compatibility_report(self, game_version: str) -> ModCompatibilityList:
         return ModCompatibilityList(
@@ -130,18 +113,15 @@ class ModManager:
         async with self._exclusive(f"install {request.mod}"):
             game_version = self._gameserver.installed_version()
             ref = self._source.reference(request.mod)
-            plan: list[Prepared] = []
-            try:
+            async with self._planner.plan() as plan:
                 choice = await self._source.choose(
                     ref, request.version, game_version, explicit=True, force=request.force
                 )
-                plan.append(await self._source.fetch(choice, self._store.new_staging_file))
-                missing = await self._missing(plan)
+                plan.append(await self._planner.fetch(choice))
+                missing = await self._planner.missing(plan)
                 if request.with_dependencies:
-                    missing = await self._add_dependencies(plan, missing, game_version)
+                    missing = await self._planner.add_dependencies(plan, missing, game_version)
                 changes = await self._place(plan, keep_place=False)
-            finally:
-                await self._discard(plan)
             return await self._result(changes, missing)
 
     async def upload(self, source: BinaryIO, filename: str) -> ModOperation:
@@ -151,7 +131,7 @@ class ModManager:
             plan: list[Prepared] = []
             try:
                 plan.append(await self._source.take_upload(source, filename, staged))
-                missing = await self._missing(plan)
+                missing = await self._planner.missing(plan)
                 changes = await self._place(plan, keep_place=False)
             finally:
                 await asyncio.to_thread(staged.unlink, missing_ok=True)
@@ -177,13 +157,10 @@ class ModManager:
                     reason=f"{modid} {version} is the newest release for this game version",
                 )
                 return await self._result([unchanged], [], note=False)
-            plan: list[Prepared] = []
-            try:
-                plan.append(await self._source.fetch(choice, self._store.new_staging_file))
-                missing = await self._missing(plan)
+            async with self._planner.plan() as plan:
+                plan.append(await self._planner.fetch(choice))
+                missing = await self._planner.missing(plan)
                 changes = await self._place(plan, keep_place=True)
-            finally:
-                await self._discard(plan)
             return await self._result(changes, missing)
 
     async def update_all(self) -> ModOperation:
@@ -198,22 +175,20 @@ class ModManager:
             for mod in wanted:
                 assert mod.modid is not None
                 assert mod.moddb is not None
-                plan: list[Prepared] = []
                 try:
-                    choice = await self._source.choose(
-                        ModReference(key=mod.modid),
-                        mod.moddb.latest_compatible_version,
-                        listing.game_version,
-                        explicit=False,
-                    )
-                    plan.append(await self._source.fetch(choice, self._store.new_staging_file))
-                    missing += await self._missing(plan)
-                    changes += await self._place(plan, keep_place=True)
+                    async with self._planner.plan() as plan:
+                        choice = await self._source.choose(
+                            ModReference(key=mod.modid),
+                            mod.moddb.latest_compatible_version,
+                            listing.game_version,
+                            explicit=False,
+                        )
+                        plan.append(await self._planner.fetch(choice))
+                        missing += await self._planner.missing(plan)
+                        changes += await self._place(plan, keep_place=True)
                 except ApiError as exc:
                     failed.append(ModFailure(modid=mod.modid, code=exc.code, message=exc.message))
                     logger.warning("mod_update_failed", modid=mod.modid, code=exc.code)
-                finally:
-                    await self._discard(plan)
             return await self._result(changes, missing, failed=failed)
 
     async def enable(self, modid: str) -> ModOperation:
@@ -258,7 +233,7 @@ class ModManager:
                 file=restored.path.name,
                 reason=f"{modid} {before or '(removed)'} → {after} (rollback)",
             )
-            return await self._result([change], await self._missing_for([restored.mod]))
+            return await self._result([change], await self._planner.missing_for([restored.mod]))
 
     # --- steps -----------------------------------------------------------------------------
 
@@ -315,26 +290,8 @@ class ModManager:
                 file=moved.path.name,
                 reason=f"{modid} {verb}d",
             )
-            missing = await self._missing_for([moved.mod]) if enabled else []
+            missing = await self._planner.missing_for([moved.mod]) if enabled else []
             return await self._result([change], missing)
-
-    async def _add_dependencies(
-        self,
-        plan: list[Prepared],
-        missing: list[MissingDependency],
-        game_version: str | None,
-    ) -> list[MissingDependency]:
-        tried = {p.modid.lower() for p in plan}
-        while True:
-            todo = [m for m in missing if m.modid.lower() not in tried]
-            if not todo or len(plan) >= MAX_PLANNED_MODS:
-                return missing
-            for dependency in todo:
-                tried.add(dependency.modid.lower())
-                ref = ModReference(key=dependency.modid)
-                choice = await self._source.choose(ref, None, game_version, explicit=False)
-                plan.append(await self._source.fetch(choice, self._store.new_staging_file))
-            missing = await self._missing(plan)
 
     async def _place(self, plan: list[Prepared], *, keep_place: bool) -> list[ModChange]:
         """Move the checked archives in. An update keeps a disabled mod disabled; an install
@@ -374,10 +331,6 @@ class ModManager:
                 logger.info("mod_installed", modid=item.modid, version=after, replaced=before)
         return changes
 
-    async def _discard(self, plan: list[Prepared]) -> None:
-        for item in plan:
-            await asyncio.to_thread(item.staged.unlink, missing_ok=True)
-
     async def _result(
         self,
         changes: list[ModChange],
@@ -410,20 +363,6 @@ class ModManager:
     async def _current(self, modid: str) -> Entry:
         return (await self._entries_of(modid))[0]
 
-    async def _missing(self, plan: list[Prepared]) -> list[MissingDependency]:
-        return await self._missing_for([p.mod for p in plan], planned=plan)
-
-    async def _missing_for(
-        self, mods: list[ModFile], planned: list[Prepared] | None = None
-    ) -> list[MissingDependency]:
-        """Dependencies of `mods` that the game would not find once they are in place."""
-        have = {
-            (e.mod.modid or "").lower(): e.mod.version for e in await self._entries() if e.enabled
-        }
-        for item in planned or []:
-            have[item.modid.lower()] = item.mod.version
-        return missing_dependencies(mods, have)
-
     async def _refuse_if_required(self, modid: str, force: bool) -> None:
         if force:
             return
@@ -433,16 +372,6 @@ class ModManager:
             raise ModRequiredBy(
                 f"{modid} is required by {', '.join(needed_by)}; pass force=true to do it anyway"
             )
-
-
-def _compat(entry: Entry, verdict: Verdict) -> ModCompatibility:
-    return ModCompatibility(
-        modid=entry.mod.modid or entry.path.name,
-        installed_version=entry.mod.version,
-        compatibility=verdict.compatibility,
-        compatible_release=verdict.compatible_release,
-        reason=verdict.reason,
-    )
 
 
 def build_mod_manager(

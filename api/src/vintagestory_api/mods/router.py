@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Path, Query, UploadFile
 
 from vintagestory_api.auth.deps import AdminDep
 from vintagestory_api.auth.errors import Forbidden
-from vintagestory_api.errors import ServiceUnavailable, error_responses
+from vintagestory_api.errors import ApiError, ServiceUnavailable, error_responses
 from vintagestory_api.gameserver.errors import LifecycleInProgress
 from vintagestory_api.kit.envelope import ApiResponse, ok
 
@@ -67,6 +67,13 @@ _FROM_DATABASE = (
     ModArchiveMismatch,
     ModArchiveUnsafe,
 )
+# What the changing routes answer; the schema is the same for all of them.
+Operation = ApiResponse[ModOperation]
+
+
+def _changing(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    """The error responses of a route that changes mods: those of every change, then `errors`."""
+    return error_responses(*_CHANGE, *errors)
 
 
 @router.get(
@@ -84,11 +91,9 @@ async def list_mods(mods: ModsDep) -> ApiResponse[ModList]:
     "the installed game version (else for its minor version, flagged `not_verified`), downloads "
     "and checks it, and puts it in Mods in place of any other version of it. Missing "
     "dependencies are reported, or installed too with `with_dependencies`.",
-    responses=error_responses(*_CHANGE, InvalidModReference, *_FROM_DATABASE),
+    responses=_changing(InvalidModReference, *_FROM_DATABASE),
 )
-async def install_mod(
-    manager: ModManagerDep, _: AdminDep, body: ModInstall
-) -> ApiResponse[ModOperation]:
+async def install_mod(manager: ModManagerDep, _: AdminDep, body: ModInstall) -> Operation:
     return ok(await manager.install(body))
 
 
@@ -97,13 +102,13 @@ async def install_mod(
     summary="Install a mod archive that is not in the mod database (admin)",
     description="multipart/form-data with the zip as `file`; the same archive checks as a "
     "download. The modid and version come from its modinfo.json.",
-    responses=error_responses(*_CHANGE, ModArchiveInvalid, ModArchiveUnsafe),
+    responses=_changing(ModArchiveInvalid, ModArchiveUnsafe),
 )
 async def upload_mod(
     manager: ModManagerDep,
     _: AdminDep,
     file: Annotated[UploadFile, File(description="The mod's .zip archive")],
-) -> ApiResponse[ModOperation]:
+) -> Operation:
     return ok(await manager.upload(file.file, file.filename or "upload.zip"))
 
 
@@ -111,9 +116,9 @@ async def upload_mod(
     "/update",
     summary="Apply every update the last mod check found for the installed game version (admin)",
     description="Mods whose update fails are listed in `failed`; the others are updated.",
-    responses=error_responses(*_CHANGE),
+    responses=_changing(),
 )
-async def update_all_mods(manager: ModManagerDep, _: AdminDep) -> ApiResponse[ModOperation]:
+async def update_all_mods(manager: ModManagerDep, _: AdminDep) -> Operation:
     return ok(await manager.update_all())
 
 
@@ -144,44 +149,40 @@ async def get_mod(manager: ModManagerDep, modid: ModId) -> ApiResponse[ModDetail
 @router.post(
     "/{modid}/update",
     summary="Update one mod to the newest release for the installed game version (admin)",
-    responses=error_responses(*_CHANGE, ModNotInstalled, *_FROM_DATABASE),
+    responses=_changing(ModNotInstalled, *_FROM_DATABASE),
 )
-async def update_mod(
-    manager: ModManagerDep, _: AdminDep, modid: ModId
-) -> ApiResponse[ModOperation]:
+async def update_mod(manager: ModManagerDep, _: AdminDep, modid: ModId) -> Operation:
     return ok(await manager.update(modid))
 
 
 @router.post(
     "/{modid}/enable",
     summary="Move a disabled mod back into Mods (admin)",
-    responses=error_responses(*_CHANGE, ModNotInstalled),
+    responses=_changing(ModNotInstalled),
 )
-async def enable_mod(
-    manager: ModManagerDep, _: AdminDep, modid: ModId
-) -> ApiResponse[ModOperation]:
+async def enable_mod(manager: ModManagerDep, _: AdminDep, modid: ModId) -> Operation:
     return ok(await manager.enable(modid))
 
 
 @router.post(
     "/{modid}/disable",
     summary="Move a mod to mods-disabled, which the game does not read (admin)",
-    responses=error_responses(*_CHANGE, ModNotInstalled, ModRequiredBy),
+    responses=_changing(ModNotInstalled, ModRequiredBy),
 )
 async def disable_mod(
     manager: ModManagerDep, _: AdminDep, modid: ModId, force: Force = False
-) -> ApiResponse[ModOperation]:
+) -> Operation:
     return ok(await manager.disable(modid, force=force))
 
 
 @router.delete(
     "/{modid}",
     summary="Remove a mod; the file is kept in mods-previous for a rollback (admin)",
-    responses=error_responses(*_CHANGE, ModNotInstalled, ModRequiredBy),
+    responses=_changing(ModNotInstalled, ModRequiredBy),
 )
 async def remove_mod(
     manager: ModManagerDep, _: AdminDep, modid: ModId, force: Force = False
-) -> ApiResponse[ModOperation]:
+) -> Operation:
     return ok(await manager.remove(modid, force=force))
 
 
@@ -190,9 +191,7 @@ async def remove_mod(
     summary="Put back the version a change replaced or removed, byte for byte (admin)",
     description="Each rollback goes one kept version further back; the version it replaces is "
     "dropped (install it again to return to it).",
-    responses=error_responses(*_CHANGE, NoPreviousVersion),
+    responses=_changing(NoPreviousVersion),
 )
-async def rollback_mod(
-    manager: ModManagerDep, _: AdminDep, modid: ModId
-) -> ApiResponse[ModOperation]:
+async def rollback_mod(manager: ModManagerDep, _: AdminDep, modid: ModId) -> Operation:
     return ok(await manager.rollback(modid))

@@ -147,8 +147,14 @@ class ModsService:
             last_check=cache.last_check,
         )
 
-    async def remember(self, modid: str, url: str, payload: Any, game_version: str | None) -> None:
-        """Keep what a lookup made for an install said, so GET /mods shows it at once."""
+    async def remember(
+        self, modid: str, url: str, payload: Any, game_version: str | None, *, save: bool = True
+    ) -> None:
+        """Keep what a lookup made for an install said, so GET /mods shows it at once.
+
+        With `save=False` it is only kept in memory until `save_remembered()`, so a batch of
+        lookups writes the cache file once.
+        """
         try:
             entry = parse_mod(
                 url,
@@ -163,6 +169,10 @@ class ModsService:
             return
         mods = {**self._cache.mods, modid: entry}
         self._cache = self._cache.model_copy(update={"mods": mods})
+        if save:
+            await self._save()
+
+    async def save_remembered(self) -> None:
         await self._save()
 
     async def _game_version(self) -> str | None:

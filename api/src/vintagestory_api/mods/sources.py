@@ -13,6 +13,7 @@ from urllib.parse import quote, urlsplit
 
 import structlog
 
+from vintagestory_api.errors import ApiError
 from vintagestory_api.kit.http import JsonFetcher, UpstreamError
 
 from .archive import ArchiveLimits, check_archive
@@ -149,11 +150,13 @@ class ModSource:
             raise ModDownloadFailed(f"{label}: download failed: {exc.reason}") from None
         logger.info("mod_downloaded", mod=label, bytes=size)
 
-    async def lookup(self, ref: ModReference) -> ModRecord:
+    async def lookup(self, ref: ModReference, *, save: bool = True) -> ModRecord:
+        """The mod's record; what it says is kept in the mod cache, written at once unless
+        `save` is False (a batch writes it once at its end)."""
         key = ref.key
         if key is None and ref.alias is not None:
             # A page alias is usually the modid too; only when not is the full list needed.
-            record = await self._record(ref.alias)
+            record = await self._record(ref.alias, save=save)
             if record is not None:
                 return record
         if key is None:
@@ -162,12 +165,31 @@ class ModSource:
             if found is None:
                 raise ModNotInDatabase(f"the mod database has no mod page {str(ref)!r}")
             key = str(found)
-        record = await self._record(key)
+        record = await self._record(key, save=save)
         if record is None:
             raise ModNotInDatabase(f"the mod database knows no mod {key!r}")
         return record
 
-    async def _record(self, key: str) -> ModRecord | None:
+    async def lookup_all(
+        self, refs: list[ModReference], *, concurrency: int
+    ) -> list[ModRecord | ApiError]:
+        """Each mod's record or the error its lookup met, in order, at most `concurrency`
+        at a time. The mod cache is written once for the batch, not once per mod."""
+        semaphore = asyncio.Semaphore(concurrency)
+
+        async def one(ref: ModReference) -> ModRecord | ApiError:
+            async with semaphore:
+                try:
+                    return await self.lookup(ref, save=False)
+                except ApiError as exc:
+                    return exc
+
+        results = await asyncio.gather(*(one(ref) for ref in refs))
+        if any(isinstance(r, ModRecord) for r in results):
+            await self._catalog.save_remembered()
+        return results
+
+    async def _record(self, key: str, *, save: bool) -> ModRecord | None:
         url = f"{self._api_url}/mod/{quote(key, safe='')}"
         payload = await self._get(url)
         try:
@@ -175,7 +197,9 @@ class ModSource:
         except UpstreamError as exc:
             raise ModDatabaseUnavailable(f"the mod database answered badly: {exc.reason}") from None
         if record is not None and record.modidstrs:
-            await self._catalog.remember(record.modidstrs[0], url, payload, self._game_version())
+            await self._catalog.remember(
+                record.modidstrs[0], url, payload, self._game_version(), save=save
+            )
         return record
 
     async def _get(self, url: str) -> Any:
