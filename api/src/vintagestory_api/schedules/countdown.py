@@ -29,14 +29,6 @@ def _unit(count: int, unit: str) -> str:
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
-def check_template(message: str) -> str | None:
-    """Why `message` is not a usable warning template, or None."""
-    rest = message.replace(PLACEHOLDER, "")
-    if "{" in rest or "}" in rest:
-        return f"the only placeholder is {PLACEHOLDER}; other braces are not allowed"
-    return None
-
-
 def render(message: str, remaining_seconds: float) -> str:
     return message.replace(PLACEHOLDER, human_duration(remaining_seconds))
 

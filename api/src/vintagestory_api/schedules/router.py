@@ -4,13 +4,13 @@ timeline, export and import; maintenance holds."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, status
 
 from vintagestory_api.auth.deps import AdminDep, RoleDep
 from vintagestory_api.auth.errors import Forbidden
-from vintagestory_api.errors import StateWriteFailed, ValidationFailed, error_responses
+from vintagestory_api.errors import ApiError, StateWriteFailed, ValidationFailed, error_responses
 from vintagestory_api.kit.envelope import ApiResponse, ok
 
 from .deps import SchedulesDep
@@ -55,7 +55,12 @@ ScheduleIdPath = Annotated[
         pattern=r"^[a-z0-9][a-z0-9-]*$",
     ),
 ]
-_WRITE_ERRORS = (Forbidden, ScheduleInvalid, ValidationFailed, StateWriteFailed)
+_DEFINITION_ERRORS = (ScheduleInvalid, ValidationFailed)
+
+
+def _saving(*errors: type[ApiError]) -> dict[int | str, dict[str, Any]]:
+    """The errors of an admin route that writes the state file, besides its own `errors`."""
+    return error_responses(Forbidden, *errors, StateWriteFailed)
 
 
 @router.get("", summary="Every schedule, with its next actions, current run and warnings")
@@ -70,7 +75,7 @@ async def list_schedules(service: SchedulesDep, _: RoleDep) -> ApiResponse[Sched
     description="The answer is the schedule in full (a template's expansion included), its "
     "next action times, and warnings: DST, too frequent, and disruptive schedules within 10 "
     "minutes of each other in the next 7 days.",
-    responses=error_responses(*_WRITE_ERRORS, ScheduleExists),
+    responses=_saving(*_DEFINITION_ERRORS, ScheduleExists),
 )
 async def create_schedule(
     service: SchedulesDep, _: AdminDep, body: Annotated[ScheduleOrTemplate, Body()]
@@ -102,7 +107,7 @@ async def export_schedules(service: SchedulesDep, _: AdminDep) -> ApiResponse[Ex
     summary="Make the schedules exactly those of a document: all valid, or nothing changes",
     description="Schedules missing from the document are deleted. With `dry_run=true` "
     "nothing changes; the answer says what would.",
-    responses=error_responses(*_WRITE_ERRORS),
+    responses=_saving(*_DEFINITION_ERRORS),
 )
 async def import_schedules(
     service: SchedulesDep,
@@ -123,7 +128,7 @@ async def get_schedule(
 @router.put(
     "/{schedule_id}",
     summary="Replace a schedule",
-    responses=error_responses(*_WRITE_ERRORS, ScheduleNotFound),
+    responses=_saving(*_DEFINITION_ERRORS, ScheduleNotFound),
 )
 async def replace_schedule(
     schedule_id: ScheduleIdPath, service: SchedulesDep, _: AdminDep, body: ScheduleDefinition
@@ -135,7 +140,7 @@ async def replace_schedule(
 @router.patch(
     "/{schedule_id}",
     summary="Change some fields of a schedule",
-    responses=error_responses(*_WRITE_ERRORS, ScheduleNotFound),
+    responses=_saving(*_DEFINITION_ERRORS, ScheduleNotFound),
 )
 async def patch_schedule(
     schedule_id: ScheduleIdPath, service: SchedulesDep, _: AdminDep, body: ScheduleUpdate
@@ -147,7 +152,7 @@ async def patch_schedule(
 @router.delete(
     "/{schedule_id}",
     summary="Delete a schedule (a run in progress finishes)",
-    responses=error_responses(Forbidden, ScheduleNotFound, StateWriteFailed),
+    responses=_saving(ScheduleNotFound),
 )
 async def delete_schedule(
     schedule_id: ScheduleIdPath, service: SchedulesDep, _: AdminDep
@@ -159,7 +164,7 @@ async def delete_schedule(
 @router.post(
     "/{schedule_id}/skip-next",
     summary="Skip the next occurrence only (recorded as skipped, by your role)",
-    responses=error_responses(Forbidden, ScheduleNotFound, NoNextOccurrence, StateWriteFailed),
+    responses=_saving(ScheduleNotFound, NoNextOccurrence),
 )
 async def skip_next(
     schedule_id: ScheduleIdPath, service: SchedulesDep, role: AdminDep
@@ -170,9 +175,7 @@ async def skip_next(
 @router.post(
     "/{schedule_id}/postpone",
     summary="Move the next occurrence only, by some minutes",
-    responses=error_responses(
-        Forbidden, ScheduleNotFound, NoNextOccurrence, ValidationFailed, StateWriteFailed
-    ),
+    responses=_saving(ScheduleNotFound, NoNextOccurrence, ValidationFailed),
 )
 async def postpone(
     schedule_id: ScheduleIdPath, service: SchedulesDep, role: AdminDep, body: PostponeRequest
@@ -200,7 +203,7 @@ async def list_holds(service: SchedulesDep, _: RoleDep) -> ApiResponse[HoldList]
     "",
     status_code=status.HTTP_201_CREATED,
     summary="Hold schedules until a moment: affected runs are skipped with the reason",
-    responses=error_responses(Forbidden, HoldInvalid, ValidationFailed, StateWriteFailed),
+    responses=_saving(HoldInvalid, ValidationFailed),
 )
 async def create_hold(service: SchedulesDep, role: AdminDep, body: HoldCreate) -> ApiResponse[Hold]:
     return ok(await service.add_hold(body, str(role)))
@@ -209,7 +212,7 @@ async def create_hold(service: SchedulesDep, role: AdminDep, body: HoldCreate) -
 @holds_router.delete(
     "/{hold_id}",
     summary="End a hold now",
-    responses=error_responses(Forbidden, HoldNotFound, StateWriteFailed),
+    responses=_saving(HoldNotFound),
 )
 async def delete_hold(
     service: SchedulesDep,

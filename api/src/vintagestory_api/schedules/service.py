@@ -3,7 +3,6 @@ occurrences, holds, timeline and export; what the routes call."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -13,30 +12,20 @@ import structlog
 
 from vintagestory_api.errors import StateWriteFailed
 from vintagestory_api.kit.schemas import ComponentHealth
-from vintagestory_api.scheduler.errors import InvalidSchedule
 from vintagestory_api.scheduler.schemas import ScheduleWarningInfo
 from vintagestory_api.scheduler.service import SchedulerService
 
 from .control import utc_now
-from .errors import (
-    NoNextOccurrence,
-    NoRunInProgress,
-    RunNotCancellable,
-    ScheduleExists,
-    ScheduleInvalid,
-    ScheduleNotFound,
-)
+from .errors import ScheduleExists, ScheduleInvalid, ScheduleNotFound
 from .executor import Executor
 from .holds import HoldBook
+from .occurrences import Occurrences
 from .plans import Planned, check_rules, one_off_in_past, planned, save_warnings
-from .runs import SAME_OCCURRENCE, ScheduleRun
+from .registration import job_id, register, unregister
+from .runs import ScheduleRun
 from .schemas import (
     MAX_SCHEDULES,
-    CronTrigger,
     CurrentRun,
-    IntervalTrigger,
-    Occurrence,
-    Postponement,
     Schedule,
     ScheduleCreate,
     ScheduleStatus,
@@ -49,24 +38,10 @@ from .transfer import Transfer
 
 logger = structlog.get_logger()
 
-JOB_PREFIX = "schedule."
 NEXT_ACTIONS = 5
-# What a run may take beyond its steps' timeouts, countdown and deferral.
-RUN_MARGIN_SECONDS = 60
 
 
-def job_id(schedule_id: str) -> str:
-    return f"{JOB_PREFIX}{schedule_id}"
-
-
-def run_timeout(schedule: ScheduleCreate) -> int:
-    """The run's bound as a job: its countdown, its deferral, every step's timeout."""
-    defer = schedule.defer.give_up_after_seconds if schedule.defer is not None else 0
-    steps = sum(step.timeout_seconds for step in schedule.steps)
-    return lead_seconds(schedule.steps) + defer + steps + RUN_MARGIN_SECONDS
-
-
-class SchedulesService(HoldBook, Transfer):
+class SchedulesService(HoldBook, Occurrences, Transfer):
     def __init__(
         self,
         store: SchedulesStore,
@@ -110,45 +85,17 @@ class SchedulesService(HoldBook, Transfer):
             self._register(schedule)
 
     def _register(self, schedule: ScheduleCreate) -> None:
-        jid = job_id(schedule.id)
-        if self._scheduler.has_job(jid):
-            self._scheduler.remove_job(jid)
-        now = utc_now()
-        if one_off_in_past(schedule.trigger, now):
-            return
-        lead = lead_seconds(schedule.steps)
         postponed = self._store.document.postponed.get(schedule.id)
-        first = postponed.to - timedelta(seconds=lead) if postponed is not None else None
-        trigger: dict[str, Any]
-        if isinstance(schedule.trigger, CronTrigger):
-            trigger = {"cron": schedule.trigger.cron, "timezone": schedule.trigger.timezone}
-        elif isinstance(schedule.trigger, IntervalTrigger):
-            trigger = {"interval_seconds": schedule.trigger.interval_seconds}
-        else:
-            trigger = {"at": schedule.trigger.at}
-        steps = " → ".join(step.action for step in schedule.steps)
-        try:
-            self._scheduler.add_schedule_job(
-                self._run_job,
-                jid,
-                **trigger,
-                first_run_at=first if first is not None and first > now else None,
-                name=schedule.name,
-                description=f"Admin schedule: {steps}",
-                args=(schedule.id,),
-                timeout_seconds=run_timeout(schedule),
-                paused=not schedule.enabled or self._is_paused(jid),
-                lead_seconds=lead,
-                managed_by=f"/schedules/{schedule.id}",
-            )
-        except InvalidSchedule as exc:
-            # A one-off whose countdown start has passed: nothing left to fire.
-            logger.warning("schedule_not_registered", schedule_id=schedule.id, reason=exc.message)
+        register(
+            self._scheduler,
+            schedule,
+            self._run_job,
+            postponed=postponed,
+            is_paused=self._is_paused,
+        )
 
     def _unregister(self, schedule_id: str) -> None:
-        jid = job_id(schedule_id)
-        if self._scheduler.has_job(jid):
-            self._scheduler.remove_job(jid)
+        unregister(self._scheduler, schedule_id)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -166,13 +113,6 @@ class SchedulesService(HoldBook, Transfer):
 
     def get(self, schedule_id: str) -> Schedule:
         return self._view(self._find(schedule_id))
-
-    def _next_action(self, schedule: ScheduleCreate) -> datetime | None:
-        jid = job_id(schedule.id)
-        if not self._scheduler.has_job(jid):
-            return None
-        fire = self._scheduler.next_fire_time(jid)
-        return fire + timedelta(seconds=lead_seconds(schedule.steps)) if fire else None
 
     def _view(
         self, schedule: ScheduleCreate, warnings: list[ScheduleWarningInfo] | None = None
@@ -296,66 +236,6 @@ class SchedulesService(HoldBook, Transfer):
             self._unregister(schedule_id)
         logger.info("schedule_deleted", schedule_id=schedule_id)
 
-    # -- one occurrence --------------------------------------------------------------------
-
-    def _require_next(self, schedule: ScheduleCreate) -> datetime:
-        moment = self._next_action(schedule)
-        if moment is None:
-            raise NoNextOccurrence(
-                f"schedule '{schedule.id}' is paused, disabled or done: it has no next occurrence"
-            )
-        return moment
-
-    async def skip_next(self, schedule_id: str, role: str) -> Schedule:
-        schedule = self._find(schedule_id)
-        async with self._store.lock:
-            moment = self._require_next(schedule)
-            document = self._store.document
-            skip = {**document.skip_next, schedule_id: Occurrence(action_at=moment, by=role)}
-            await self._store.save(document.model_copy(update={"skip_next": skip}))
-        logger.info(
-            "schedule_skip_next", schedule_id=schedule_id, action_at=moment.isoformat(), role=role
-        )
-        return self.get(schedule_id)
-
-    async def postpone(self, schedule_id: str, minutes: int, role: str) -> Schedule:
-        schedule = self._find(schedule_id)
-        async with self._store.lock:
-            moment = self._require_next(schedule)
-            document = self._store.document
-            before = document.postponed.get(schedule_id)
-            original = before.action_at if before is not None else moment
-            to = moment + timedelta(minutes=minutes)
-            marks = {
-                **document.postponed,
-                schedule_id: Postponement(action_at=original, to=to, by=role),
-            }
-            await self._store.save(document.model_copy(update={"postponed": marks}))
-            lead = lead_seconds(schedule.steps)
-            self._scheduler.set_next_run_time(job_id(schedule_id), to - timedelta(seconds=lead))
-        logger.info("schedule_postponed", schedule_id=schedule_id, to=to.isoformat(), role=role)
-        return self.get(schedule_id)
-
-    async def cancel(self, schedule_id: str, role: str) -> Schedule:
-        self._find(schedule_id)
-        active = self._active.get(schedule_id)
-        if active is None or active.control.finished.is_set():
-            raise NoRunInProgress(f"schedule '{schedule_id}' has no run in progress")
-        control = active.control
-        if not control.cancellable:
-            raise RunNotCancellable(
-                f"the {control.view.action} of schedule '{schedule_id}' is under way; it cannot "
-                "be cancelled"
-            )
-        control.cancel(role)
-        # The run ends at its next wait, at once unless a step's effect is under way.
-        try:
-            async with asyncio.timeout(10):
-                await control.finished.wait()
-        except TimeoutError:
-            pass
-        return self.get(schedule_id)
-
     # -- the run ---------------------------------------------------------------------------
 
     async def _run_job(self, schedule_id: str, *, action_at: datetime) -> dict[str, Any]:
@@ -385,36 +265,6 @@ class SchedulesService(HoldBook, Transfer):
         finally:
             if self._active.get(schedule_id) is run:
                 del self._active[schedule_id]
-
-    async def _clear_marks(self, schedule_id: str, action_at: datetime) -> None:
-        """This fire used up the marks of its occurrence (and of any earlier one)."""
-        async with self._store.lock:
-            document = self._store.document
-            skip, postponed = (
-                document.skip_next.get(schedule_id),
-                document.postponed.get(schedule_id),
-            )
-            limit = action_at + SAME_OCCURRENCE
-            drop_skip = skip is not None and skip.action_at <= limit
-            drop_postponed = postponed is not None and postponed.to <= limit
-            if not drop_skip and not drop_postponed:
-                return
-            await self._store.save(
-                document.model_copy(
-                    update={
-                        "skip_next": {
-                            k: v
-                            for k, v in document.skip_next.items()
-                            if not (k == schedule_id and drop_skip)
-                        },
-                        "postponed": {
-                            k: v
-                            for k, v in document.postponed.items()
-                            if not (k == schedule_id and drop_postponed)
-                        },
-                    }
-                )
-            )
 
     # -- timeline and config as code -------------------------------------------------------
 
