@@ -302,7 +302,7 @@ class InstallService:
                     '"restart": true, or stop it first'
                 )
             if running:
-                await gameserver.stop_held(HOLDER, role)
+                await gameserver.stop_and_wait(role, holder=HOLDER)
             before = await asyncio.to_thread(change)
             gameserver.version_switched(f"{op.version} (was {before.current or 'none'})")
             if not running:

@@ -2,9 +2,9 @@
 
 Other domains (backups, mods, schedules) take `lifecycle()` around work that must not overlap
 a start or stop, read `status()`, `pid`, `installed_version()` and `players()`, send console
-commands, and note with `add_restart_reason()` that the running process is out of date. The
-installer holds the lifecycle while it switches versions and stops and starts through
-`stop_held` and `start_held`.
+commands, and note with `add_restart_reason()` that the running process is out of date. A holder
+stops through `stop_and_wait` (the shielded handover stop); the installer starts again through
+`start_held`, which waits for ready.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class GameServerService:
     @property
     def held_by(self) -> str | None:
         """Who holds the server through `lifecycle()` (e.g. "a world backup"), if anyone."""
-        return self._supervisor.held_by
+        return self._supervisor.guard.held_by
 
     @property
     def pid(self) -> int | None:
@@ -96,10 +96,12 @@ class GameServerService:
         """True when a stop began; False when there was no process to stop."""
         return await self._supervisor.stop(role, holder=holder)
 
-    async def stop_and_wait(self, role: str, *, holder: str | None = None) -> None:
-        """Stop (by the usual escalation) and return once the process has exited."""
-        if await self._supervisor.stop(role, holder=holder):
-            await self._supervisor.wait_stopped()
+    async def stop_and_wait(self, role: str, *, holder: str) -> None:
+        """For the holder of `lifecycle()`: stop gracefully and return once the process has
+        exited. API shutdown meanwhile does not cut the stop short, and a stop that is part of
+        a hold leaves `should_run` as it was (the holder starts it again)."""
+        self._supervisor.guard.check_holder(holder)
+        await stop_and_wait(self._supervisor, self._timings, role)
 
     async def restart(self, role: str, *, holder: str | None = None) -> bool:
         return await self._supervisor.restart(role, holder=holder)
@@ -107,7 +109,8 @@ class GameServerService:
     @property
     def busy_with(self) -> str | None:
         """The lifecycle action in progress or the holder, if any (what a 409 would name)."""
-        return self._supervisor.action or self._supervisor.held_by
+        guard = self._supervisor.guard
+        return guard.action or guard.held_by
 
     async def wait_for_state(self, done: Callable[[ServerState], bool]) -> ServerState:
         """Wait until `done(state)` holds, checked now and at every state change; bound it
@@ -133,13 +136,13 @@ class GameServerService:
     async def lifecycle(self, holder: str) -> AsyncIterator[None]:
         """Hold off starts, stops and restarts (409 SERVER_BUSY meanwhile) while `holder`
         works; `holder` reads as the subject of "... holds the game server"."""
-        supervisor = self._supervisor
+        guard = self._supervisor.guard
         # Refused (409 SERVER_BUSY naming who) during a start, stop or restart, or another hold.
-        supervisor.hold(holder)
+        guard.hold(holder)
         try:
             yield
         finally:
-            supervisor.release(holder)
+            guard.release(holder)
 
     # --- installed versions ----------------------------------------------------------------
 
@@ -155,14 +158,9 @@ class GameServerService:
         """DotnetRuntimeMissing when `version` could not run here (nothing with a command)."""
         await check_runtime(self._supervisor.config, self._launcher, version)
 
-    async def stop_held(self, holder: str, role: str) -> None:
-        """For the holder of `lifecycle()`: stop gracefully and wait for the exit."""
-        self._check_holder(holder)
-        await stop_and_wait(self._supervisor, self._timings, role)
-
     async def start_held(self, holder: str, role: str) -> str | None:
         """For the holder of `lifecycle()`: start and wait until ready; None, or why not."""
-        self._check_holder(holder)
+        self._supervisor.guard.check_holder(holder)
         return await start_and_wait(self._supervisor, self._timings, holder, role)
 
     def version_switched(self, detail: str) -> None:
@@ -173,10 +171,6 @@ class GameServerService:
             sup.change_state(ServerState.STOPPED, "version_switched", detail=detail)
         else:
             sup.record("version_switched", detail=detail)
-
-    def _check_holder(self, holder: str) -> None:
-        if self._supervisor.held_by != holder:
-            raise RuntimeError(f"{holder} does not hold the game server's lifecycle")
 
     def status(self) -> ServerStatus:
         sup = self._supervisor
@@ -321,7 +315,7 @@ class GameServerService:
                 f"the game server is {self._supervisor.state}; commands need it running"
             )
         try:
-            entries = await self._supervisor.command(run, line)
+            entries = await run.writer.request(line)
         except ConnectionError as exc:
             raise ServerNotRunning(f"the game server's console is gone: {exc}") from None
         echoed = any(e.text.startswith("Handling Console Command ") for e in entries)
@@ -330,8 +324,19 @@ class GameServerService:
     async def poll_players(self) -> PlayerList:
         """Who is online by a fresh `/stats compact` poll, not by the joins and leaves seen
         since the last one (which drift); the tracked list when the poll gets no answer."""
-        await self._supervisor.refresh_players()
+        await self._refresh_players()
         return self.players()
+
+    async def _refresh_players(self) -> bool:
+        """One `/stats compact` poll now; False when the server is not running to answer."""
+        run = self._supervisor.run
+        if run is None or self._supervisor.state is not ServerState.RUNNING:
+            return False
+        try:
+            reply = await run.writer.request("/stats compact", wait_for="Players online:")
+        except ConnectionError:
+            return False
+        return any(self._supervisor.players.reconcile(entry.text) for entry in reply)
 
     def players(self) -> PlayerList:
         tracker = self._supervisor.players

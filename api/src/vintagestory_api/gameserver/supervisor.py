@@ -5,8 +5,8 @@
   stopped.
 - Stop: `/stop` when running, SIGTERM while starting; then SIGTERM again, then SIGKILL, each
   after its operator timeout. The step that ended it is recorded; stdout is read to EOF first.
-- Any exit nobody asked for is a crash, exit 0 included. Crashes restart with a doubling
-  backoff; three within ten minutes stop the retries until an admin starts it.
+- Any exit nobody asked for is a crash, exit 0 included; what follows one is `restarts.py`.
+- Who may start or stop it now (an action in progress, another domain's hold) is `guard.py`.
 """
 
 from __future__ import annotations
@@ -17,25 +17,20 @@ import contextvars
 import re
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 
-from .console import CommandWriter, ConsoleBuffer, ConsoleEntry
-from .errors import LifecycleInProgress, ServerNotInstalled
-from .exits import (
-    CRASH_LOOP_COUNT,
-    CRASH_LOOP_WINDOW,
-    CrashLoop,
-    GameRun,
-    Timings,
-    describe_exit,
-    restart_delay,
-)
+from .console import CommandWriter, ConsoleBuffer
+from .errors import ServerNotInstalled
+from .exits import GameRun, Timings, describe_exit
+from .guard import LifecycleGuard
 from .launch import LaunchConfig, check_runtime
 from .players import PlayerTracker, poll_players
 from .process import Launcher
+from .restarts import AutoRestart
 from .schemas import EventKind, LastExit, LifecycleEvent
 from .states import PROCESS_STATES, UP_STATES, ServerState, check_transition
 from .stopping import escalate_stop, watch_output
@@ -72,8 +67,6 @@ class Supervisor:
         self.events: deque[LifecycleEvent] = deque(maxlen=EVENTS_KEPT)
         self.last_exit: LastExit | None = None
         self.version: str | None = config.installed_version()
-        self.crash_loop = False
-        self.restart_at: datetime | None = None
         # Why the running process should be restarted (a mod changed under it); a new process
         # reads the current files, so every start clears them, and so does every exit.
         self.restart_reasons: list[str] = []
@@ -89,14 +82,10 @@ class Supervisor:
         self.should_run = False
         self._state = ServerState.STOPPED if config.installed else ServerState.NOT_INSTALLED
         self._run: GameRun | None = None
-        self._action: str | None = None
-        # Another domain's work (a backup, a restore) that no lifecycle action may overlap.
-        self._held: str | None = None
-        self._released = asyncio.Event()
-        self._stopping: asyncio.Task[None] | None = None
+        # Who may start or stop it now; the facade takes and releases holds through it.
+        self.guard = LifecycleGuard()
+        self._restarts = AutoRestart(timings, self.guard)
         self._background: set[asyncio.Task[None]] = set()
-        self._restart_task: asyncio.Task[None] | None = None
-        self._crash_loop = CrashLoop()
         self._state_listeners: list[Callable[[ServerState], None]] = []
 
     # --- state -----------------------------------------------------------------------------
@@ -106,12 +95,14 @@ class Supervisor:
         return self._state
 
     @property
-    def action(self) -> str | None:
-        return self._action
+    def crash_loop(self) -> bool:
+        """Crashed repeatedly: automatic restarts are off until an admin starts it."""
+        return self._restarts.crash_loop
 
     @property
-    def held_by(self) -> str | None:
-        return self._held
+    def restart_at(self) -> datetime | None:
+        """When the automatic restart after a crash is due, if one is."""
+        return self._restarts.restart_at
 
     @property
     def run(self) -> GameRun | None:
@@ -162,93 +153,63 @@ class Supervisor:
             self.restart_reasons.append(reason)
         return True
 
-    def _busy(self, holder: str | None = None) -> None:
-        if self._action is not None:
-            raise LifecycleInProgress(
-                f"the game server is busy: a {self._action} is in progress", holder=self._action
-            )
-        if self._held is not None and self._held != holder:
-            raise LifecycleInProgress(
-                f"the game server is busy: {self._held} holds it", holder=self._held
-            )
-
-    def hold(self, holder: str) -> None:
-        """Another domain's work that no lifecycle action may overlap (the holder's own
-        starts and stops, passing `holder`, go ahead)."""
-        self._busy()
-        self._held = holder
-        self._released.clear()
-
-    def release(self, holder: str) -> None:
-        if self._held == holder:
-            self._held = None
-            self._released.set()
-
     # --- requests --------------------------------------------------------------------------
 
     async def start(self, role: str, *, holder: str | None = None) -> bool:
         """Spawn the server; False when it is already up. Ready comes later, from its log."""
-        self._busy(holder)
+        self.guard.check(holder)
         self.should_run = True
         if self._state in UP_STATES:
             return False
-        self._action = "start"
+        self.guard.action = "start"
         try:
             self.record("start_requested", role=role)
-            self.crash_loop = False
-            self._crash_loop.clear()
+            self._restarts.reset()
             await self._launch(role)
         finally:
-            self._action = None
+            self.guard.action = None
         return True
 
     async def stop(self, role: str, *, holder: str | None = None) -> bool:
         """Begin a graceful stop; False when there is no process (a pending restart is off)."""
-        self._busy(holder)
+        self.guard.check(holder)
         self.should_run = False
-        self._cancel_restart()
+        self._restarts.cancel()
         run = self.run
         if run is None:
             if self._state is ServerState.CRASHED:
-                self.crash_loop = False
+                self._restarts.crash_loop = False
                 self.change_state(ServerState.STOPPED, "stopped", role=role)
             return False
-        self._action = "stop"
+        self.guard.action = "stop"
         self.begin_stop(run, role)
-        self._stopping = self._spawn_task(self._stop_then(run, role, restart=False))
+        self._spawn_task(self._stop_then(run, role, restart=False))
         return True
 
-    async def wait_stopped(self) -> None:
-        """Until the last stop begun by `stop()` is over (the process gone, the action done)."""
-        task = self._stopping
-        if task is not None:
-            await asyncio.wait({task})
-
     async def restart(self, role: str, *, holder: str | None = None) -> bool:
-        self._busy(holder)
+        self.guard.check(holder)
         self.should_run = True
-        self._cancel_restart()
+        self._restarts.cancel()
         self.record("restart_requested", role=role)
         self.restarts["requested"] = self.restarts.get("requested", 0) + 1
         run = self.run
         if run is None:
-            self._action = "restart"
+            self.guard.action = "restart"
             try:
-                self.crash_loop = False
+                self._restarts.crash_loop = False
                 await self._launch(role)
             finally:
-                self._action = None
+                self.guard.action = None
             return True
-        self._action = "restart"
+        self.guard.action = "restart"
         self.begin_stop(run, role)
         self._spawn_task(self._stop_then(run, role, restart=True))
         return True
 
     async def launch_held(self, holder: str, role: str) -> GameRun:
-        """For `holder` of the lifecycle (see `hold`): spawn the server, as `start` does."""
-        if self._held != holder:
-            raise RuntimeError(f"{holder} does not hold the game server's lifecycle")
-        self._cancel_restart()
+        """For `holder` of the lifecycle (see `guard`): spawn the server, as `start` does."""
+        self.guard.check_holder(holder)
+        self._restarts.cancel()
         self.record("start_requested", role=role)
         await self._launch(role)
         assert self._run is not None
@@ -256,11 +217,11 @@ class Supervisor:
 
     async def close(self) -> None:
         """API shutdown: stop the server the graceful way and wait for it, then clean up."""
-        self._cancel_restart()
+        self._restarts.cancel()
         run = self.run
         if run is not None:
-            if self._action is None and not run.stop_requested:
-                self._action = "stop"
+            if self.guard.action is None and not run.stop_requested:
+                self.guard.action = "stop"
                 self.begin_stop(run, "api_shutdown")
                 self._spawn_task(self._stop_then(run, "api_shutdown", restart=False))
             # Whoever began the stop, the process is gone when `exited` is set.
@@ -301,19 +262,18 @@ class Supervisor:
         )
         self._run = run
         self.players.clear()
-        self.restart_at = None
+        self._restarts.restart_at = None
         self.restart_reasons.clear()
         self.change_state(ServerState.STARTING, "spawned", role=role, detail=f"pid {process.pid}")
         self._spawn_task(self._watch(run), run)
         self._spawn_task(self._start_deadline(run), run)
 
-    def _spawn_task(self, coro: object, run: GameRun | None = None) -> asyncio.Task[None]:
+    def _spawn_task(
+        self, coro: Coroutine[Any, Any, None], run: GameRun | None = None
+    ) -> asyncio.Task[None]:
         # A fresh context: the task outlives the request that began it, and must not log
         # with that request's id.
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(
-            coro,  # type: ignore[arg-type]
-            context=contextvars.Context(),
-        )
+        task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
         self._background.add(task)
         task.add_done_callback(self._background.discard)
         if run is not None:
@@ -327,10 +287,9 @@ class Supervisor:
             async with asyncio.timeout(timeout):
                 await run.exited.wait()
         # A holder that started it (a version switch) waits for readiness itself.
-        held = self._held is not None
-        if run.exited.is_set() or run.ready_at is not None or self._action is not None or held:
+        if run.exited.is_set() or run.ready_at is not None or self.guard.busy:
             return
-        self._action = "stop"
+        self.guard.action = "stop"
         self.record("start_timeout", detail=f"not ready after {timeout:g} s")
         self.begin_stop(run, "start_timeout")
         await self._stop_then(run, "start_timeout", restart=False)
@@ -372,23 +331,6 @@ class Supervisor:
         run.ready.set()
         self._spawn_task(self._poll_players(run), run)
 
-    async def command(
-        self, run: GameRun, line: str, *, wait_for: str | None = None
-    ) -> list[ConsoleEntry]:
-        """Write one console line; the echo and what followed within the reply window."""
-        return await run.writer.request(line, wait_for=wait_for)
-
-    async def refresh_players(self) -> bool:
-        """One `/stats compact` poll now; False when the server is not running to answer."""
-        run = self.run
-        if run is None or self._state is not ServerState.RUNNING:
-            return False
-        try:
-            reply = await run.writer.request("/stats compact", wait_for="Players online:")
-        except ConnectionError:
-            return False
-        return any(self.players.reconcile(entry.text) for entry in reply)
-
     async def _poll_players(self, run: GameRun) -> None:
         await poll_players(run.writer, self.players, run.exited, self._poll_seconds)
 
@@ -401,17 +343,14 @@ class Supervisor:
 
     async def _stop_then(self, run: GameRun, role: str, *, restart: bool) -> None:
         try:
-            await self._terminate(run)
+            await escalate_stop(run, self._timings())
             await run.exited.wait()
             if restart:
                 await self._launch(role)
         except Exception:
             logger.exception("game_server_stop_failed", role=role)
         finally:
-            self._action = None
-
-    async def _terminate(self, run: GameRun) -> None:
-        await escalate_stop(run, self._timings())
+            self.guard.action = None
 
     async def _watch(self, run: GameRun) -> None:
         status = await watch_output(run, self.console)
@@ -436,35 +375,14 @@ class Supervisor:
         self._after_crash()
 
     def _after_crash(self) -> None:
-        count = self._crash_loop.crashed()
-        if count >= CRASH_LOOP_COUNT:
-            self.crash_loop = True
-            self.record(
-                "gave_up",
-                detail=f"{count} crashes within {CRASH_LOOP_WINDOW / 60:g} minutes",
-            )
-            return
-        timings = self._timings()
-        if not timings.auto_restart:
-            return
-        delay = restart_delay(timings.backoff, count)
-        self.restart_at = datetime.fromtimestamp(time.time() + delay, UTC)
-        self._restart_task = asyncio.get_running_loop().create_task(
-            self._auto_restart(delay), context=contextvars.Context()
-        )
+        gave_up = self._restarts.crashed(self._auto_restart)
+        if gave_up is not None:
+            self.record("gave_up", detail=gave_up)
 
-    async def _auto_restart(self, delay: float) -> None:
-        await asyncio.sleep(delay)
-        # A backup or restore of the crashed server's world finishes first: a server starting
-        # on a world being swapped would load half of it.
-        while self._held is not None:
-            await self._released.wait()
-        self._restart_task = None
-        self.restart_at = None
-        busy = self._action is not None or self._held is not None
-        if self._state is not ServerState.CRASHED or busy:
+    async def _auto_restart(self) -> None:
+        if self._state is not ServerState.CRASHED or self.guard.busy:
             return
-        self._action = "start"
+        self.guard.action = "start"
         try:
             self.record("auto_restart", role="supervisor")
             self.restarts["crash"] = self.restarts.get("crash", 0) + 1
@@ -472,10 +390,4 @@ class Supervisor:
         except Exception as exc:
             logger.warning("game_server_auto_restart_failed", error=str(exc))
         finally:
-            self._action = None
-
-    def _cancel_restart(self) -> None:
-        if self._restart_task is not None:
-            self._restart_task.cancel()
-            self._restart_task = None
-        self.restart_at = None
+            self.guard.action = None
